@@ -1,0 +1,50 @@
+# GeoTriplet: `make demo` sets everything up and runs the pipeline; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.geotriplet-installed
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo synth materialize test test-fast lint format ui bench clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/geotriplet synth
+	$(BIN)/geotriplet materialize
+
+synth: setup
+	$(BIN)/geotriplet synth
+
+materialize: setup
+	$(BIN)/geotriplet materialize
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+ui: setup
+	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -m geotriplet_assets.definitions
+
+bench: setup
+	$(BIN)/python benchmarks/bench_neighbours.py
+	$(BIN)/python benchmarks/bench_embedding.py
+
+clean-data:
+	rm -rf data

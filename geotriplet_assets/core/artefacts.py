@@ -1,0 +1,50 @@
+"""Where every artefact lives under the data root: one layout shared by assets, CLI and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def dataset_partition_key(dataset_id: int) -> str:
+    """The Dagster partition key of a DatasetID: zero-padded like the real data's IDs."""
+    return f"{int(dataset_id):04d}"
+
+
+@dataclass(frozen=True)
+class ArtefactLayout:
+    root: Path
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.root / "catalog"
+
+    def embeddings_dir(self, model_name: str) -> Path:
+        return self.root / "embeddings" / model_name
+
+    def embedding_shard(self, model_name: str, dataset_id: int) -> Path:
+        return self.embeddings_dir(model_name) / f"{dataset_partition_key(dataset_id)}.h5"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.root / "targets"
+
+    @property
+    def targets_path(self) -> Path:
+        return self.targets_dir / "targets.parquet"
+
+    @property
+    def embedded_images_path(self) -> Path:
+        return self.targets_dir / "images.parquet"
+
+    @property
+    def splits_path(self) -> Path:
+        return self.root / "splits" / "splits.parquet"
+
+    @property
+    def neighbours_path(self) -> Path:
+        return self.root / "neighbours" / "geo_neighbours.h5"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.root / "model_cache"
