@@ -40,7 +40,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 ui: setup
-	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -m geotriplet_assets.definitions
+	mkdir -p data/dagster_home && DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -m geotriplet_assets.definitions
 
 bench: setup
 	$(BIN)/python benchmarks/bench_neighbours.py

@@ -1,0 +1,50 @@
+"""Pictures for materialisation metadata (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+_SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+_MAX_PANELS = 12
+
+
+def region_maps(points: pd.DataFrame, colour_by: str | None = None, title: str = "") -> Any:
+    """One small map per DatasetID of the points' lat/lon (regions are far apart)."""
+    dataset_ids = sorted(points["dataset_id"].unique())[:_MAX_PANELS]
+    columns = min(4, max(1, len(dataset_ids)))
+    rows = math.ceil(len(dataset_ids) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
+    for axis in axes.flat[len(dataset_ids) :]:
+        axis.set_visible(False)
+    for axis, dataset_id in zip(axes.flat, dataset_ids, strict=False):
+        region = points[points["dataset_id"] == dataset_id]
+        if colour_by is None:
+            axis.scatter(region["lon"], region["lat"], s=4, color="tab:blue")
+        else:
+            for label, group in region.groupby(colour_by, observed=True):
+                colour = _SPLIT_COLOURS.get(str(label), "lightgrey")
+                axis.scatter(group["lon"], group["lat"], s=4, color=colour, label=str(label))
+            axis.legend(fontsize=6, markerscale=2)
+        axis.set_title(f"DatasetID {dataset_id} ({len(region)})", fontsize=8)
+        axis.tick_params(labelsize=6)
+        axis.set_aspect(1 / max(np.cos(np.radians(region["lat"].mean())), 0.05))
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def histogram(values: np.ndarray, xlabel: str, title: str, bins: int = 50) -> Any:
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.hist(values, bins=bins, color="tab:blue")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("count")
+    axis.set_title(title, fontsize=10)
+    return figure

@@ -1,0 +1,213 @@
+"""End to end: a tiny city through every asset of the pipeline, via the CLI, on a real
+Dagster instance under a temporary DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from geotriplet_assets.cli import main
+from geotriplet_assets.core.artefacts import ArtefactLayout
+from geotriplet_assets.core.embedding_store import SCHEMA_VERSION
+from geotriplet_assets.core.geo import great_circle_m
+from geotriplet_assets.core.synth import SynthConfig, generate_city
+
+pytestmark = pytest.mark.slow
+
+MODEL = "tf_efficientnet_lite0"
+
+
+@dataclass
+class Pipeline:
+    root: Path
+    city: Path
+    config_path: Path
+    layout: ArtefactLayout
+    instance: dg.DagsterInstance
+    synth_images: int
+
+
+def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None = None):
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if partition is not None:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+            limit=1,
+        ).records
+        event = records[0].event_log_entry
+    assert event is not None, f"{asset} was never materialised"
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _add_bad_inputs(city: Path) -> None:
+    region = sorted(p for p in city.iterdir() if p.is_dir())[0]
+    dataset_id = int(region.name)
+    (region / "malformed.txt").write_text("d 1 2\n")
+    (region / "malformed.jpg").write_bytes(b"")
+    (region / "orphan.txt").write_text(f"d {dataset_id} 999 1\nc 40.0 -80.0\n")
+    good_jpeg = sorted(region.glob("*.jpg"))[0].read_bytes()
+    (region / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])
+    (region / "truncated.txt").write_text(f"d {dataset_id} 998 1\nc 40.0 -80.0\n")
+    Image.new("RGB", (8, 8)).save(region / "tiny.png")
+    (region / "tiny.txt").write_text(f"d {dataset_id} 997 1\nc 40.0 -80.0\n")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    root = tmp_path_factory.mktemp("pipeline")
+    city = root / "city"
+    summary = generate_city(city, SynthConfig.tiny())
+    _add_bad_inputs(city)
+    config_path = root / "config.yaml"
+    config_path.write_text(
+        f"data: {{root: {root / 'data'}, input_dir: {city}}}\n"
+        "embedding: {num_workers: 1, batch_size: 16}\n"
+        "neighbours: {k: 5}\n"
+        "splits: {buffer_m: 30.0}\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        (root / "dagster_home").mkdir()
+        patch.delenv("GEOTRIPLET_CONFIG", raising=False)
+        patch.delenv("GEOTRIPLET_DATA_ROOT", raising=False)
+        assert main(["--config", str(config_path), "materialize"]) == 0
+        yield Pipeline(
+            root,
+            city,
+            config_path,
+            ArtefactLayout(root / "data"),
+            dg.DagsterInstance.get(),
+            summary.images,
+        )
+
+
+def test_catalogue_counts_images_and_reports_every_rejection(pipeline: Pipeline) -> None:
+    metadata = _latest_metadata(pipeline.instance, "image_catalog")
+    # the synthetic images plus the truncated and the tiny image, which parse fine
+    assert metadata["images"] == pipeline.synth_images + 2
+    rejections = pd.read_parquet(pipeline.layout.catalog_dir / "rejections.parquet")
+    by_file = dict(
+        zip(rejections["file"].str.split("/").str[-1], rejections["reason"], strict=True)
+    )
+    assert by_file["malformed.txt"] == "malformed_d_line"
+    assert by_file["orphan.txt"] == "image_missing"
+    assert metadata["rejected_files"] == len(rejections) == 2
+
+
+def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: Pipeline) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    dataset_ids = sorted(catalog["dataset_id"].unique())
+    partitions = pipeline.instance.get_materialized_partitions(dg.AssetKey("backbone_embeddings"))
+    assert partitions == {f"{i:04d}" for i in dataset_ids}
+    for dataset_id in dataset_ids:
+        path = pipeline.layout.embedding_shard(MODEL, int(dataset_id))
+        with h5py.File(path, "r") as shard:
+            embeddings = shard["embeddings"][...]
+            ids = [i.decode() if isinstance(i, bytes) else i for i in shard["image_ids"][...]]
+            rejected = [
+                i.decode() if isinstance(i, bytes) else i
+                for i in shard["rejections/image_id"][...]
+            ]
+            attrs = dict(shard.attrs)
+        expected = set(catalog.loc[catalog["dataset_id"] == dataset_id, "image_id"])
+        assert set(ids) | set(rejected) == expected
+        assert embeddings.shape == (len(ids), 1280)
+        assert embeddings.dtype == np.float32
+        assert np.isfinite(embeddings).all()
+        assert (np.linalg.norm(embeddings, axis=1) > 0).all()
+        assert attrs["model_name"] == MODEL
+        assert attrs["schema_version"] == SCHEMA_VERSION
+        assert len(attrs["weights_sha256"]) == 64
+        preprocessing = json.loads(attrs["preprocessing"])
+        assert list(preprocessing["mean"]) == [0.5, 0.5, 0.5]
+        assert list(preprocessing["input_size"]) == [3, 224, 224]
+        assert not list(path.parent.glob(".*tmp"))
+
+
+def test_bad_images_are_rejected_with_their_reason_not_embedded(pipeline: Pipeline) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    is_truncated = catalog["image_id"].str.endswith("truncated")
+    dataset_id = int(catalog.loc[is_truncated, "dataset_id"].iloc[0])
+    with h5py.File(pipeline.layout.embedding_shard(MODEL, dataset_id), "r") as shard:
+        ids = [i.decode() for i in shard["rejections/image_id"][...]]
+        reasons = [r.decode() for r in shard["rejections/reason"][...]]
+    by_image = dict(zip([i.split("/")[-1] for i in ids], reasons, strict=True))
+    assert by_image == {"truncated": "truncated", "tiny": "too_small"}
+    metadata = _latest_metadata(
+        pipeline.instance, "backbone_embeddings", partition=f"{dataset_id:04d}"
+    )
+    assert metadata["rejected"] == 2
+    assert metadata["dim"] == 1280
+    assert metadata["model"] == MODEL
+
+
+def test_targets_splits_and_neighbours_are_consistent(pipeline: Pipeline) -> None:
+    targets = pd.read_parquet(pipeline.layout.targets_path)
+    splits = pd.read_parquet(pipeline.layout.splits_path)
+    assert targets["target_index"].tolist() == list(range(len(targets)))
+    assert set(splits["split"].astype(str)) <= {"train", "val", "test", "excluded"}
+    assert (splits["split"] == "train").sum() > 0
+    assert _latest_metadata(pipeline.instance, "targets")["targets"] == len(targets)
+    with h5py.File(pipeline.layout.neighbours_path, "r") as graph:
+        assert graph.attrs["k"] == 5
+        train = graph["train"]
+        members = train["target_index"][...]
+        neighbours = train["neighbours"][...]
+        distances = train["distances_m"][...]
+    expected_members = splits.loc[splits["split"] == "train", "target_index"].to_numpy()
+    assert sorted(members) == sorted(expected_members)
+    assert neighbours.shape == (len(members), min(5, len(members) - 1))
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    lat, lon = targets["lat"].to_numpy(), targets["lon"].to_numpy()
+    source = np.repeat(members, neighbours.shape[1])
+    recomputed = great_circle_m(
+        lat[source], lon[source], lat[neighbours.ravel()], lon[neighbours.ravel()]
+    )
+    np.testing.assert_allclose(distances.ravel(), recomputed, rtol=1e-5, atol=0.05)
+
+
+def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: Pipeline) -> None:
+    assert main(["--config", str(pipeline.config_path), "materialize"]) == 0
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    for dataset_id in catalog["dataset_id"].unique():
+        metadata = _latest_metadata(
+            pipeline.instance, "backbone_embeddings", partition=f"{int(dataset_id):04d}"
+        )
+        assert metadata["reused"] is True
+
+
+def test_a_corrupted_shard_is_stopped_by_the_blocking_check(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    path = pipeline.layout.embedding_shard(MODEL, int(catalog["dataset_id"].iloc[0]))
+    backup = path.read_bytes()
+    try:
+        with h5py.File(path, "r+") as shard:
+            shard["embeddings"][0, :] = np.nan
+        assert main(["--config", str(pipeline.config_path), "materialize"]) == 1
+        assert "embeddings_finite_and_nonzero" in capsys.readouterr().err
+    finally:
+        path.write_bytes(backup)
+
+
+def test_missing_input_folder_and_bad_config_fail_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "config.yaml"
+    missing.write_text(f"data: {{root: {tmp_path}, input_dir: nowhere}}\n")
+    assert main(["--config", str(missing), "materialize"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("neighbours: {k: -3}\n")
+    assert main(["--config", str(bad), "materialize"]) == 2
+    assert "neighbours.k" in capsys.readouterr().err
