@@ -1,0 +1,1 @@
+"""Training of the triplet projection head on precomputed backbone embeddings."""
