@@ -118,6 +118,16 @@ def _print_summary(config: GeoTripletConfig, records, seconds: float) -> None:
         f"-> {layout.splits_path}"
     )
     console.print(f"  neighbours: {layout.neighbours_path}")
+    head = metadata.get("projection_head", {})
+    if head:
+        console.print(
+            f"  projection head: test recall@1 {head['test_recall_at_1']:.3f} "
+            f"(raw backbone {head['backbone_test_recall_at_1']:.3f}), "
+            f"mAP@R {head['test_map_at_r']:.3f}, "
+            f"median error {head['test_median_error_m']:.0f} m, "
+            f"best epoch {head['best_epoch']} after {head['seconds_to_best']:.0f} s "
+            f"-> {head['head_path']}"
+        )
     console.print(
         f"  Dagster runs are recorded in {os.environ.get('DAGSTER_HOME')}; browse them with "
         "`make ui`"

@@ -10,12 +10,19 @@ from geotriplet_assets import checks
 from geotriplet_assets.assets.catalog import image_catalog
 from geotriplet_assets.assets.embeddings import backbone_embeddings
 from geotriplet_assets.assets.geography import dataset_splits, geo_neighbours, targets
+from geotriplet_assets.assets.training import hyperparameter_search, projection_head
 from geotriplet_assets.core.config import CONFIG_ENV_VAR
 from geotriplet_assets.resources import GeoTripletSettings
 
 PRE_PARTITION_ASSETS = [image_catalog]
 PARTITIONED_ASSETS = [backbone_embeddings]
-POST_PARTITION_ASSETS = [targets, dataset_splits, geo_neighbours]
+POST_PARTITION_ASSETS = [
+    targets,
+    dataset_splits,
+    geo_neighbours,
+    hyperparameter_search,
+    projection_head,
+]
 ALL_ASSETS = [*PRE_PARTITION_ASSETS, *PARTITIONED_ASSETS, *POST_PARTITION_ASSETS]
 ALL_CHECKS = dg.load_asset_checks_from_modules([checks])
 

@@ -48,3 +48,26 @@ def histogram(values: np.ndarray, xlabel: str, title: str, bins: int = 50) -> An
     axis.set_ylabel("count")
     axis.set_title(title, fontsize=10)
     return figure
+
+
+def training_curves(history: pd.DataFrame) -> Any:
+    """Train loss and validation recall@1 per epoch, with each band's share of triplets."""
+    figure, (loss_axis, bands_axis) = plt.subplots(1, 2, figsize=(9, 3))
+    epochs = history["epoch"] if len(history) else []
+    if len(history):
+        loss_axis.plot(epochs, history["train_loss"], color="tab:red", label="train loss")
+        recall_axis = loss_axis.twinx()
+        recall_axis.plot(epochs, history["val/recall@1"], color="tab:blue", label="val recall@1")
+        recall_axis.set_ylabel("val recall@1", color="tab:blue")
+        shares = np.array(history["band_share"].tolist(), dtype=float)
+        for band in range(shares.shape[1]):
+            bands_axis.plot(epochs, shares[:, band], label=f"band {band}")
+        bands_axis.legend(fontsize=6)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("train loss", color="tab:red")
+    loss_axis.set_title("training", fontsize=10)
+    bands_axis.set_xlabel("epoch")
+    bands_axis.set_ylabel("share of triplets")
+    bands_axis.set_title("UCB band choices", fontsize=10)
+    figure.tight_layout()
+    return figure

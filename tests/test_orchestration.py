@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import h5py
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from PIL import Image
@@ -65,14 +66,15 @@ def _add_bad_inputs(city: Path) -> None:
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     root = tmp_path_factory.mktemp("pipeline")
     city = root / "city"
-    summary = generate_city(city, SynthConfig.tiny())
+    summary = generate_city(city, SynthConfig.tiny(targets_per_city=16))
     _add_bad_inputs(city)
     config_path = root / "config.yaml"
     config_path.write_text(
-        f"data: {{root: {root / 'data'}, input_dir: {city}}}\n"
+        f"data: {{root: {root / 'data'}, input_dir: {city}, batch_size: 64}}\n"
         "embedding: {num_workers: 1, batch_size: 16}\n"
         "neighbours: {k: 5}\n"
         "splits: {buffer_m: 30.0}\n"
+        "train: {max_epochs: 3, samples_per_epoch: 512}\n"
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
@@ -173,6 +175,50 @@ def test_targets_splits_and_neighbours_are_consistent(pipeline: Pipeline) -> Non
         lat[source], lon[source], lat[neighbours.ravel()], lon[neighbours.ravel()]
     )
     np.testing.assert_allclose(distances.ravel(), recomputed, rtol=1e-5, atol=0.05)
+
+
+def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: Pipeline) -> None:
+    metadata = _latest_metadata(pipeline.instance, "projection_head")
+    head_path = Path(metadata["head_path"])
+    assert head_path.is_file()
+    metrics = json.loads((head_path.parent / "metrics.json").read_text())
+    assert metrics["head"]["test"]["recall@1"] == pytest.approx(metadata["test_recall_at_1"])
+    assert 0.0 <= metadata["test_recall_at_1"] <= 1.0
+    assert 1 <= metadata["epochs_run"] <= 3
+    assert metadata["params_source"] == "configuration"
+    assert "data:image/png;base64," in metadata["training_curve"]
+    offline_runs = list((pipeline.root / "data").rglob("offline-run-*"))
+    assert offline_runs, "no offline W&B run was recorded"
+    search = _latest_metadata(pipeline.instance, "hyperparameter_search")
+    assert search["enabled"] is False
+
+
+def test_the_optuna_search_feeds_its_best_parameters_to_the_head(pipeline: Pipeline) -> None:
+    from geotriplet_assets.definitions import build_definitions
+
+    config_path = pipeline.root / "optuna.yaml"
+    config_path.write_text(
+        pipeline.config_path.read_text()
+        + "optuna: {enabled: true, n_trials: 2, study_name: e2e}\n"
+        + "logging: {checkpoint_dir: checkpoints-optuna}\n"
+    )
+    config_path.write_text(config_path.read_text().replace("max_epochs: 3", "max_epochs: 2"))
+    definitions = build_definitions(str(config_path))
+    result = dg.materialize(
+        [*definitions.assets],
+        selection=["hyperparameter_search", "projection_head"],
+        instance=pipeline.instance,
+        resources={"settings": definitions.resources["settings"]},
+    )
+    assert result.success
+    search = _latest_metadata(pipeline.instance, "hyperparameter_search")
+    assert search["enabled"] is True
+    assert search["trials"] >= 2
+    study = optuna.load_study(study_name="e2e", storage=search["storage"])
+    assert len(study.trials) == search["trials"]
+    head = _latest_metadata(pipeline.instance, "projection_head")
+    assert head["params_source"] == "optuna study e2e"
+    assert head["params"]["lr"] == pytest.approx(study.best_params["lr"])
 
 
 def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: Pipeline) -> None:
