@@ -43,8 +43,11 @@ ui: setup
 	mkdir -p data/dagster_home && DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -m geotriplet_assets.definitions
 
 bench: setup
-	$(BIN)/python benchmarks/bench_neighbours.py
 	$(BIN)/python benchmarks/bench_embedding.py
+	$(BIN)/python benchmarks/bench_neighbours.py
+	$(BIN)/python benchmarks/bench_sampler.py
+	$(BIN)/python benchmarks/bench_retrieval_metrics.py
+	$(BIN)/python benchmarks/bench_training.py
 
 clean-data:
 	rm -rf data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from geotriplet_assets.core.atomic import atomic_path
 from geotriplet_assets.core.metadata import (
     LONG_D_FIELDS,
     MetadataError,
@@ -208,21 +208,19 @@ def catalog_counts(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def _write_parquet_atomically(frame: pd.DataFrame, target: Path) -> None:
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.to_parquet(temporary, engine="pyarrow", index=False)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_catalog(catalog: Catalog, directory: Path) -> None:
-    """Write images.parquet and rejections.parquet, each atomically, into directory."""
+    """Write images.parquet and rejections.parquet into DIRECTORY.
+
+    Both are written in full under temporary names before either is renamed into place,
+    so a failure leaves the previous pair untouched.
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_parquet_atomically(catalog.images, directory / IMAGES_FILE)
-    _write_parquet_atomically(catalog.rejections, directory / REJECTIONS_FILE)
+    with (
+        atomic_path(directory / IMAGES_FILE) as images_file,
+        atomic_path(directory / REJECTIONS_FILE) as rejections_file,
+    ):
+        catalog.images.to_parquet(images_file, engine="pyarrow", index=False)
+        catalog.rejections.to_parquet(rejections_file, engine="pyarrow", index=False)
 
 
 def _read_frame(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:

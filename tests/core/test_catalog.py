@@ -214,6 +214,18 @@ def test_round_trip_without_rejections_and_overwrite(tmp_path: Path) -> None:
     assert catalog_counts(catalog)["rejections_by_reason"] == {}
 
 
+def test_a_failed_write_keeps_the_previous_pair(catalog: Catalog, tmp_path: Path) -> None:
+    directory = tmp_path / "catalog"
+    write_catalog(catalog, directory)
+    unwritable = Catalog(
+        catalog.images, catalog.rejections.assign(line=[object()] * len(catalog.rejections))
+    )
+    with pytest.raises(Exception, match="object"):
+        write_catalog(unwritable, directory)
+    assert sorted(os.listdir(directory)) == ["images.parquet", "rejections.parquet"]
+    pd.testing.assert_frame_equal(read_catalog(directory).rejections, catalog.rejections)
+
+
 def test_read_catalog_missing_says_to_materialise(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="materialise the image_catalog asset"):
         read_catalog(tmp_path / "nowhere")
