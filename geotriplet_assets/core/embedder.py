@@ -1,4 +1,8 @@
-"""Embed image files with a backbone: decode in DataLoader workers, run ONNX Runtime or torch."""
+"""Embed image files with a backbone: decode in DataLoader workers, run ONNX Runtime or torch.
+
+Workers hand over uint8 (H, W, 3) crops; the engines normalise them (in the ONNX graph,
+or on the torch device).
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,10 @@ from geotriplet_assets.core.image_decode import (
     DEFAULT_LIMITS,
     DecodeLimits,
     ImageRejected,
-    decode_for_model,
+    decode_to_uint8,
 )
 from geotriplet_assets.core.onnx_backbone import OnnxBackbone, ensure_onnx_export
+from geotriplet_assets.core.pixel_input import PixelInputBackbone, pixel_batch_shape
 
 NON_FINITE_EMBEDDING = "non_finite_embedding"
 
@@ -51,7 +56,7 @@ class _Rejection(NamedTuple):
 
 
 class _ImageFiles(Dataset):
-    """Item i: (i, CHW float32 array) or (i, _Rejection)."""
+    """Item i: (i, (H, W, 3) uint8 crop) or (i, _Rejection)."""
 
     def __init__(
         self, paths: Sequence[Path], preprocessing: Preprocessing, limits: DecodeLimits
@@ -65,7 +70,7 @@ class _ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | _Rejection]:
         try:
-            return index, decode_for_model(self._paths[index], self._preprocessing, self._limits)
+            return index, decode_to_uint8(self._paths[index], self._preprocessing, self._limits)
         except ImageRejected as rejected:
             return index, _Rejection(rejected.reason, rejected.detail)
 
@@ -87,7 +92,7 @@ def _collate(items: list[tuple[int, np.ndarray | _Rejection]]) -> _Batch:
     rejected = [(i, item) for i, item in items if isinstance(item, _Rejection)]
     if not decoded:
         return _Batch([], None, rejected)
-    images = torch.empty((len(decoded), *decoded[0][1].shape), dtype=torch.float32)
+    images = torch.empty((len(decoded), *decoded[0][1].shape), dtype=torch.uint8)
     if get_worker_info() is not None:
         # Stacked straight into shared memory, the batch crosses to the main process uncopied.
         images.share_memory_()
@@ -96,7 +101,7 @@ def _collate(items: list[tuple[int, np.ndarray | _Rejection]]) -> _Batch:
 
 
 class EmbeddingEngine(Protocol):
-    """Runs the backbone on a batch of model-ready images: (N,3,H,W) -> (N,dim)."""
+    """Runs the backbone on a batch of decoded uint8 crops: (N,H,W,3) -> (N,dim)."""
 
     dim: int
 
@@ -115,19 +120,20 @@ class OnnxEngine:
 
 
 class TorchEngine:
-    """Eager PyTorch; on CUDA with channels-last and float16 autocast."""
+    """Eager PyTorch, normalising on the device; on CUDA channels-last with float16 autocast."""
 
     def __init__(self, model: torch.nn.Module, device: str, preprocessing: Preprocessing) -> None:
         self._device = torch.device(device)
         self._cuda = self._device.type == "cuda"
+        # An NHWC batch permuted to NCHW is already channels-last in memory.
         memory_format = torch.channels_last if self._cuda else torch.contiguous_format
-        self._memory_format = memory_format
-        self._model = model.to(self._device, memory_format=memory_format).eval()
-        probe = torch.zeros((1, *preprocessing.input_size))
+        wrapped = PixelInputBackbone(model, preprocessing)
+        self._model = wrapped.to(self._device, memory_format=memory_format).eval()
+        probe = torch.zeros(pixel_batch_shape(preprocessing, 1), dtype=torch.uint8)
         self.dim = int(self.embed(probe).shape[1])
 
     def embed(self, images: torch.Tensor) -> np.ndarray:
-        batch = images.to(self._device, non_blocking=True, memory_format=self._memory_format)
+        batch = images.to(self._device, non_blocking=True)
         with (
             torch.inference_mode(),
             torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self._cuda),
@@ -182,7 +188,8 @@ class Embedder:
     ) -> Embedder:
         """Load SPEC's backbone; "auto" is ONNX Runtime on CPU and torch autocast on CUDA.
 
-        ONNX Runtime gets ONNX_THREADS threads, by default the cores the decode workers leave.
+        ONNX Runtime gets ONNX_THREADS threads, by default one per core; while decode workers
+        run, its idle threads sleep instead of spinning, so the workers get their share.
         """
         if engine == "onnx" and device == "cuda":
             raise ValueError(_ONNX_ON_CPU_ONLY)
@@ -198,7 +205,7 @@ class Embedder:
                 model_name=spec.model_name,
                 weights_id=weights_id,
             )
-            threads = onnx_threads or cores_left_for_inference(num_workers)
+            threads = onnx_threads or default_onnx_threads()
             runner = OnnxEngine(OnnxBackbone(onnx_path, threads, allow_spinning=num_workers == 0))
         else:
             runner = TorchEngine(model, resolved_device, preprocessing)
@@ -214,9 +221,15 @@ class Embedder:
             limits=limits,
         )
 
-    def embed_batch(self, images: np.ndarray) -> np.ndarray:
-        """Features of already-decoded images (N,3,H,W float32), as the backbone gives them."""
-        return self._engine.embed(torch.from_numpy(np.ascontiguousarray(images, np.float32)))
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Features of crops decoded by `decode_to_uint8`, stacked as (N,H,W,3) uint8."""
+        expected = pixel_batch_shape(self.preprocessing, len(pixels))
+        if pixels.dtype != np.uint8 or pixels.shape != expected:
+            raise ValueError(
+                f"embed_batch takes uint8 crops of shape {expected}, got {pixels.dtype} "
+                f"{pixels.shape}"
+            )
+        return self._engine.embed(torch.from_numpy(np.ascontiguousarray(pixels)))
 
     def embed_paths(
         self,
@@ -284,9 +297,13 @@ class Embedder:
         )
 
 
-def cores_left_for_inference(decode_workers: int) -> int:
-    """Each decode worker gets a core of its own, so inference threads never wait on it."""
-    return max(1, len(os.sched_getaffinity(0)) - decode_workers)
+def default_onnx_threads() -> int:
+    """One per core this process may run on.
+
+    Measured on 2 cores, ONNX Runtime on both with one decode worker beats one thread
+    beside the worker by far: inference keeps both cores busy while decoding is cheap.
+    """
+    return len(os.sched_getaffinity(0))
 
 
 def _resolve_device(device: DeviceName) -> str:

@@ -1,4 +1,8 @@
-"""Decode one image into the normalised CHW tensor a backbone expects (numpy + PIL only).
+"""Decode one image into the input a backbone expects (numpy + PIL only).
+
+`decode_for_model` gives the normalised CHW float32 tensor; `decode_to_uint8` gives the
+same crop as HWC uint8 pixels, a quarter of the bytes, for engines that normalise
+themselves (see `normalise_pixels`).
 
 The geometry follows timm's eval transform exactly: resize (shorter side to
 floor(size / crop_pct) for crop_mode "center", both sides for "squash") with the
@@ -74,12 +78,8 @@ def decode_for_model(
     use_draft: bool = True,
 ) -> np.ndarray:
     """The CHW float32 model input for the image file at PATH; raises ImageRejected."""
-    try:
-        handle = path.open("rb")
-    except OSError as error:
-        raise ImageRejected(UNREADABLE, f"{path}: {error}") from error
-    with handle:
-        return _decode(handle, str(path), preprocessing, limits, use_draft)
+    pixels = decode_to_uint8(path, preprocessing, limits, use_draft=use_draft)
+    return normalise_pixels(pixels, preprocessing)
 
 
 def decode_bytes_for_model(
@@ -91,7 +91,47 @@ def decode_bytes_for_model(
     name: str = "<bytes>",
 ) -> np.ndarray:
     """As `decode_for_model`, for an encoded image held in memory."""
+    pixels = decode_bytes_to_uint8(data, preprocessing, limits, use_draft=use_draft, name=name)
+    return normalise_pixels(pixels, preprocessing)
+
+
+def decode_to_uint8(
+    path: Path,
+    preprocessing: Preprocessing,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    use_draft: bool = True,
+) -> np.ndarray:
+    """The resized, cropped (H, W, 3) uint8 RGB pixels of the image file at PATH."""
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise ImageRejected(UNREADABLE, f"{path}: {error}") from error
+    with handle:
+        return _decode(handle, str(path), preprocessing, limits, use_draft)
+
+
+def decode_bytes_to_uint8(
+    data: bytes,
+    preprocessing: Preprocessing,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    use_draft: bool = True,
+    name: str = "<bytes>",
+) -> np.ndarray:
+    """As `decode_to_uint8`, for an encoded image held in memory."""
     return _decode(io.BytesIO(data), name, preprocessing, limits, use_draft)
+
+
+def normalise_pixels(pixels: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """(H, W, 3) uint8 to CHW float32 with the values ToTensor + Normalize compute."""
+    table = _normalisation_table(preprocessing.mean, preprocessing.std)
+    planes = pixels.transpose(2, 0, 1)
+    chw = np.empty(planes.shape, dtype=np.float32)
+    for channel in range(3):
+        # mode="clip" lets numpy write into `out` directly (uint8 indices are always valid).
+        np.take(table[channel], planes[channel], out=chw[channel], mode="clip")
+    return chw
 
 
 def _decode(
@@ -118,8 +158,7 @@ def _decode(
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         plan = _plan_resize(rgb.width, rgb.height, preprocessing)
         cropped = _resize_and_crop(rgb, plan, _resampling(preprocessing.interpolation))
-        pixels = np.asarray(cropped, dtype=np.uint8)
-    return _normalise(pixels, preprocessing)
+        return np.asarray(cropped, dtype=np.uint8)
 
 
 def _open(source: BinaryIO, name: str, limits: DecodeLimits) -> Image.Image:
@@ -189,17 +228,6 @@ def _resampling(interpolation: str) -> Image.Resampling:
         raise ValueError(
             f"unsupported interpolation {interpolation!r} (use one of {', '.join(_RESAMPLING)})"
         ) from None
-
-
-def _normalise(pixels: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """HWC uint8 to CHW float32 with the values ToTensor + Normalize compute."""
-    table = _normalisation_table(preprocessing.mean, preprocessing.std)
-    planes = pixels.transpose(2, 0, 1)
-    chw = np.empty(planes.shape, dtype=np.float32)
-    for channel in range(3):
-        # mode="clip" lets numpy write into `out` directly (uint8 indices are always valid).
-        np.take(table[channel], planes[channel], out=chw[channel], mode="clip")
-    return chw
 
 
 @functools.cache

@@ -1,4 +1,8 @@
-"""Export a backbone to ONNX once (cached on disk) and run it with ONNX Runtime on CPU."""
+"""Export a backbone to ONNX once (cached on disk) and run it with ONNX Runtime on CPU.
+
+The exported graph takes (N, H, W, 3) uint8 pixels and normalises them itself
+(`PixelInputBackbone`), so decode workers hand over a quarter of the bytes.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 ONNX_OPSET = 18
 INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
+# Part of the cache key: exports with another input format are never reused.
+INPUT_FORMAT = "uint8-nhwc-normalised-in-graph"
 
 
 class OnnxExportError(RuntimeError):
@@ -29,12 +35,14 @@ class OnnxExportError(RuntimeError):
 
 
 def export_onnx(model: torch.nn.Module, preprocessing: Preprocessing, path: Path) -> None:
-    """Write MODEL (CPU, eval) as ONNX with a dynamic batch axis; atomic."""
+    """Write MODEL (CPU, eval) with uint8 pixel input as ONNX, dynamic batch axis; atomic."""
     import torch
 
-    example = torch.zeros((2, *preprocessing.input_size), dtype=torch.float32)
+    from geotriplet_assets.core.pixel_input import PixelInputBackbone, pixel_batch_shape
+
+    example = torch.zeros(pixel_batch_shape(preprocessing, 2), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1)
-    model = model.to("cpu").eval()
+    model = PixelInputBackbone(model.to("cpu").eval(), preprocessing).eval()
     with atomic_path(path) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The dynamo exporter bakes timm's "same" padding as constants; the legacy
@@ -72,7 +80,14 @@ def cached_onnx_path(
     import torch
 
     key = "|".join(
-        (model_name, weights_id, preprocessing.to_json(), timm.__version__, torch.__version__)
+        (
+            model_name,
+            weights_id,
+            preprocessing.to_json(),
+            INPUT_FORMAT,
+            timm.__version__,
+            torch.__version__,
+        )
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
@@ -97,7 +112,7 @@ def ensure_onnx_export(
 
 
 class OnnxBackbone:
-    """An ONNX backbone on ONNX Runtime's CPU provider: images (N,3,H,W) -> features (N,D)."""
+    """An exported backbone on ONNX Runtime's CPU provider: pixels (N,H,W,3) -> (N,D)."""
 
     def __init__(
         self, path: Path, threads: int | None = None, *, allow_spinning: bool = True
@@ -118,13 +133,19 @@ class OnnxBackbone:
             )
         except Exception as error:
             raise OnnxExportError(f"ONNX Runtime cannot load {path}: {error}") from error
-        self._input = self._session.get_inputs()[0].name
         self.path = path
+        self._input = self._session.get_inputs()[0].name
         self.dim = self._output_dim()
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
-        images = np.ascontiguousarray(batch, dtype=np.float32)
-        (features,) = self._session.run(None, {self._input: images})
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """Features of (N, H, W, 3) uint8 crops as `decode_to_uint8` gives them."""
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
+            raise ValueError(
+                f"{self.path.name} takes (N, H, W, 3) uint8 pixels, got {pixels.dtype} "
+                f"{pixels.shape}"
+            )
+        batch = np.ascontiguousarray(pixels)
+        (features,) = self._session.run(None, {self._input: batch})
         return np.asarray(features, dtype=np.float32)
 
     def _output_dim(self) -> int:
@@ -132,4 +153,4 @@ class OnnxBackbone:
         if isinstance(dim, int):
             return dim
         shape = [int(s) if isinstance(s, int) else 1 for s in self._session.get_inputs()[0].shape]
-        return int(self.embed(np.zeros(shape, dtype=np.float32)).shape[-1])
+        return int(self.embed(np.zeros(shape, dtype=np.uint8)).shape[-1])

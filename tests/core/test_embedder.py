@@ -3,6 +3,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 from PIL import Image
@@ -11,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from geotriplet_assets.core.backbone import BackboneSpec, load_torch_backbone
 from geotriplet_assets.core.embedder import NON_FINITE_EMBEDDING, Embedder, TorchEngine
-from geotriplet_assets.core.image_decode import DecodeLimits, decode_for_model
+from geotriplet_assets.core.image_decode import DecodeLimits, decode_for_model, decode_to_uint8
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 TINY = BackboneSpec("test_efficientnet", weights="random", seed=1)
@@ -105,6 +106,20 @@ def test_decode_workers_give_the_same_result(
     assert with_workers.rejections.equals(in_process.rejections)
 
 
+def test_embed_batch_takes_the_uint8_crops_the_workers_make(
+    torch_embedder: Embedder, images
+) -> None:
+    paths, ids, reasons = images
+    kept = [p for p, i in zip(paths, ids, strict=True) if i not in reasons][:4]
+    preprocessing = torch_embedder.preprocessing
+    crops = np.stack([decode_to_uint8(p, preprocessing, LIMITS) for p in kept])
+    expected = torch_embedder.embed_paths(kept, [p.stem for p in kept]).embeddings
+    np.testing.assert_allclose(torch_embedder.embed_batch(crops), expected, rtol=1e-6, atol=1e-6)
+    floats = np.stack([decode_for_model(p, preprocessing, LIMITS) for p in kept])
+    with pytest.raises(ValueError, match=r"uint8 crops of shape \(4, 160, 160, 3\), got float32"):
+        torch_embedder.embed_batch(floats)
+
+
 def test_progress_reports_every_batch(torch_embedder: Embedder, images) -> None:
     paths, ids, _ = images
     calls: list[tuple[int, int]] = []
@@ -181,6 +196,9 @@ def test_onnx_engine_matches_torch_and_exports_once(
     assert onnx.engine == "onnx"
     (exported,) = tmp_path.glob("*.onnx")
     first_export = exported.stat().st_mtime_ns
+    (graph_input,) = onnxruntime.InferenceSession(str(exported)).get_inputs()
+    assert graph_input.type == "tensor(uint8)"
+    assert graph_input.shape[1:] == [*onnx.preprocessing.input_size[1:], 3]
     run = onnx.embed_paths(paths, ids)
     reference = torch_embedder.embed_paths(paths, ids)
     assert run.image_ids == reference.image_ids

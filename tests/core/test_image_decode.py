@@ -25,7 +25,10 @@ from geotriplet_assets.core.image_decode import (
     DecodeLimits,
     ImageRejected,
     decode_bytes_for_model,
+    decode_bytes_to_uint8,
     decode_for_model,
+    decode_to_uint8,
+    normalise_pixels,
 )
 
 GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -122,6 +125,19 @@ def test_bytes_and_file_decoding_agree(real_images: list[Path]) -> None:
     from_file = decode_for_model(path, preprocessing)
     from_bytes = decode_bytes_for_model(path.read_bytes(), preprocessing)
     np.testing.assert_array_equal(from_file, from_bytes)
+
+
+def test_uint8_crops_are_the_float_input_before_normalisation(real_images: list[Path]) -> None:
+    preprocessing = Preprocessing.from_data_config({**LITE0_CONFIG, "input_size": (3, 240, 180)})
+    for path in real_images:
+        for use_draft in (False, True):
+            pixels = decode_to_uint8(path, preprocessing, use_draft=use_draft)
+            assert pixels.dtype == np.uint8
+            assert pixels.shape == (240, 180, 3)
+            expected = decode_for_model(path, preprocessing, use_draft=use_draft)
+            np.testing.assert_array_equal(normalise_pixels(pixels, preprocessing), expected)
+    from_bytes = decode_bytes_to_uint8(real_images[0].read_bytes(), preprocessing)
+    np.testing.assert_array_equal(from_bytes, decode_to_uint8(real_images[0], preprocessing))
 
 
 def good_jpeg_bytes(width: int = 320, height: int = 240) -> bytes:
