@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,6 +108,8 @@ def _print_summary(config: GeoTripletConfig, records, seconds: float) -> None:
     catalog = metadata.get("image_catalog", {})
     splits = metadata.get("dataset_splits", {})
     console.print(f"[green]materialised {len(records)} runs in {seconds:.1f} s[/green]")
+    for record in records:
+        console.print(f"  run {record.run_id[:8]} {record.label}: {record.seconds:.1f} s")
     console.print(
         f"  catalogue: {catalog.get('images')} images, {catalog.get('targets')} targets, "
         f"{catalog.get('rejected_files')} rejected files -> {layout.catalog_dir}"
@@ -160,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # a deprecation inside Lightning itself, printed on import; nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # Lightning's tips and step-count notices would break up the progress display
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config_path)

@@ -9,6 +9,7 @@ real Dagster run recorded in the instance, visible in `dagster dev`.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class RunRecord:
     label: str
     run_id: str
     assets: list[str]
+    seconds: float
     metadata: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
@@ -79,6 +81,7 @@ def _run(
     instance: dg.DagsterInstance,
     partition_key: str | None = None,
 ) -> RunRecord:
+    started = time.monotonic()
     try:
         result = dg.materialize(
             [*ALL_ASSETS, *ALL_CHECKS],
@@ -106,7 +109,12 @@ def _run(
             f"{label}: blocking asset checks failed: {', '.join(failed_checks)} "
             f"(run {result.run_id}; see its check metadata)"
         )
-    record = RunRecord(label, result.run_id, [a.key.to_user_string() for a in selection])
+    record = RunRecord(
+        label,
+        result.run_id,
+        [a.key.to_user_string() for a in selection],
+        time.monotonic() - started,
+    )
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         record.metadata[materialization.asset_key.to_user_string()] = {

@@ -1,6 +1,8 @@
 """Backbone embeddings: one HDF5 shard per DatasetID partition."""
 
+import functools
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -23,23 +25,46 @@ from geotriplet_assets.progress import report_progress
 from geotriplet_assets.resources import GeoTripletSettings
 
 
-def create_embedder(config: GeoTripletConfig, cache_dir) -> Embedder:
+@functools.lru_cache(maxsize=2)
+def _load_embedder(
+    spec: BackboneSpec,
+    engine: str,
+    device: str,
+    cache_dir: Path,
+    batch_size: int,
+    num_workers: int,
+    limits: DecodeLimits,
+) -> Embedder:
+    """Partitions materialised in one process (the CLI) share one loaded model."""
+    return Embedder.create(
+        spec,
+        engine=engine,
+        device=device,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        limits=limits,
+    )
+
+
+def create_embedder(config: GeoTripletConfig, cache_dir: Path) -> Embedder:
     spec = BackboneSpec(
         model_name=config.model.backbone,
         weights=config.model.backbone_weights,
         image_size=config.data.image_size,
         seed=config.train.seed,
     )
-    embedder = Embedder.create(
+    limits = DecodeLimits(
+        min_side=config.embedding.min_side, max_pixels=config.embedding.max_pixels
+    )
+    embedder = _load_embedder(
         spec,
-        engine=config.embedding.engine,
-        device=config.embedding.device,
-        cache_dir=cache_dir,
-        batch_size=config.embedding.batch_size,
-        num_workers=config.embedding.num_workers,
-        limits=DecodeLimits(
-            min_side=config.embedding.min_side, max_pixels=config.embedding.max_pixels
-        ),
+        config.embedding.engine,
+        config.embedding.device,
+        cache_dir,
+        config.embedding.batch_size,
+        config.embedding.num_workers,
+        limits,
     )
     expected_dim = config.model.backbone_output_size
     if expected_dim is not None and expected_dim != embedder.dim:
