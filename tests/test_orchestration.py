@@ -187,6 +187,7 @@ def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: Pipeline
     assert 0.0 <= metadata["test_recall_at_1"] <= 1.0
     assert 1 <= metadata["epochs_run"] <= 3
     assert metadata["params_source"] == "configuration"
+    assert metadata["resumed"] is False
     assert "data:image/png;base64," in metadata["training_curve"]
     offline_runs = list((pipeline.root / "data").rglob("offline-run-*"))
     assert offline_runs, "no offline W&B run was recorded"
@@ -282,6 +283,8 @@ def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: Pipeline) ->
             pipeline.instance, "backbone_embeddings", partition=f"{int(dataset_id):04d}"
         )
         assert metadata["reused"] is True
+    # same inputs: the head continues from its last checkpoint instead of starting over
+    assert _latest_metadata(pipeline.instance, "projection_head")["resumed"] is True
 
 
 def test_a_corrupted_shard_is_stopped_by_the_blocking_check(

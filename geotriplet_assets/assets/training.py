@@ -20,6 +20,11 @@ from geotriplet_assets.core.training.params import (
     params_from_config,
     settings_from_config,
 )
+from geotriplet_assets.core.training.run_inputs import (
+    record_inputs,
+    same_inputs_as_before,
+    training_inputs_fingerprint,
+)
 from geotriplet_assets.core.training.trainer import train_projection_head
 from geotriplet_assets.core.training_data import (
     TrainingData,
@@ -143,7 +148,15 @@ def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSetti
     params, params_source = head_params(config, settings)
     run_settings = settings_from_config(config, layout.root)
     output_dir = layout.root / config.logging.checkpoint_dir
-    result = train_projection_head(data, params, run_settings, output_dir)
+    fingerprint = training_inputs_fingerprint(data, params, run_settings)
+    resume = same_inputs_as_before(output_dir, fingerprint)
+    context.log.info(
+        f"resuming from {output_dir}"
+        if resume
+        else f"inputs changed: training afresh in {output_dir}"
+    )
+    record_inputs(output_dir, fingerprint)
+    result = train_projection_head(data, params, run_settings, output_dir, resume=resume)
 
     metrics = {
         "head_test": result.head_test.as_dict(),
@@ -174,6 +187,7 @@ def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSetti
             "batch_size": result.batch_size,
             "seconds": round(result.seconds, 1),
             "seconds_to_best": round(result.seconds_to_best, 1),
+            "resumed": resume,
             "metrics": preview_table(comparison, rows=4),
             "bandit": preview_table(bandit, rows=len(bandit)),
             "training_curve": figure_markdown(training_curves(history), "training curve"),
