@@ -66,6 +66,9 @@ def command_materialize(config: GeoTripletConfig, args: argparse.Namespace) -> i
     )
     from geotriplet_assets.progress import progress_sink
 
+    # Lightning sets its logger to INFO on import; its tips would break up the progress display
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
     if not config.input_dir.is_dir():
         console.print(
             f"[red]input folder {config.input_dir} does not exist[/red]: point data.input_dir "
@@ -166,8 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # a deprecation inside Lightning itself, printed on import; nothing a user can act on
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    # Lightning's tips and step-count notices would break up the progress display
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config_path)
