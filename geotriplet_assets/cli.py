@@ -91,7 +91,7 @@ def command_materialize(config: GeoTripletConfig, args: argparse.Namespace) -> i
 
         try:
             with progress_sink(on_progress):
-                records = materialize_all(config, args.config_path, instance, on_stage)
+                records = materialize_all(args.config_path, instance, on_stage)
         except MaterializationFailed as exc:
             progress.stop()
             console.print(f"[red]materialisation failed:[/red] {exc}")

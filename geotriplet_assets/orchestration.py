@@ -124,7 +124,6 @@ def _run(
 
 
 def materialize_all(
-    config: GeoTripletConfig,
     config_path: Path | None,
     instance: dg.DagsterInstance,
     on_stage: Callable[[str, int, int], None] | None = None,

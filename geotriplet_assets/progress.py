@@ -24,10 +24,6 @@ def progress_sink(sink: ProgressSink) -> Iterator[None]:
         _sinks.remove(sink)
 
 
-def has_progress_sink() -> bool:
-    return bool(_sinks)
-
-
 def report_progress(stage: str, done: int, total: int) -> None:
     for sink in _sinks:
         sink(stage, done, total)

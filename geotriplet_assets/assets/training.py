@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -48,7 +49,7 @@ def training_data_for(config: GeoTripletConfig, settings: GeoTripletSettings) ->
     return load_training_data(settings.layout(), config.model.backbone)
 
 
-def best_params_path(settings: GeoTripletSettings):
+def best_params_path(settings: GeoTripletSettings) -> Path:
     return settings.layout().root / "optuna" / "best_params.json"
 
 
