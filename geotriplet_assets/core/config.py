@@ -134,6 +134,28 @@ class SynthSettings(_Section):
     seed: int = 7
 
 
+class IndexConfig(_Section):
+    type: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
+    exact_max_vectors: PositiveInt = 200_000
+    approximate: Literal["hnsw", "ivfpq"] = "hnsw"
+    hnsw_m: Annotated[int, Field(ge=4, le=256)] = 32
+    hnsw_ef_construction: PositiveInt = 200
+    hnsw_ef_search: PositiveInt = 128
+    ivf_nlist: PositiveInt | None = None
+    ivf_nprobe: PositiveInt = 32
+    pq_m: PositiveInt = 16
+    pq_nbits: Annotated[int, Field(ge=4, le=12)] = 8
+    recall_queries: PositiveInt = 1000
+
+
+class ServingConfig(_Section):
+    index: IndexConfig = IndexConfig()
+    keep_bundles: PositiveInt = 3
+    parity_images: PositiveInt = 16
+    parity_tolerance: Annotated[float, Field(gt=0)] = 1e-4
+    report_upload_queries: NonNegativeInt = 200
+
+
 class GeoTripletConfig(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -145,6 +167,7 @@ class GeoTripletConfig(_Section):
     neighbours: NeighboursConfig = NeighboursConfig()
     splits: SplitsConfig = SplitsConfig()
     synth: SynthSettings = SynthSettings()
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _backbone_names_agree(self) -> GeoTripletConfig:

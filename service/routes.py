@@ -1,0 +1,128 @@
+"""The HTTP endpoints. Those doing CPU work are plain `def`: FastAPI runs them in its
+threadpool, where ONNX Runtime and FAISS release the GIL and the event loop stays free."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from service.bundle import LoadedBundle
+from service.bundle_watcher import BundleWatcher, LoadFailure
+from service.errors import UnknownImageError
+from service.metrics import CONTENT_TYPE
+from service.schemas import (
+    BatchSimilarResponse,
+    ErrorResponse,
+    HealthResponse,
+    ImageOut,
+    LoadFailureOut,
+    NotReadyResponse,
+    ReadyResponse,
+    SimilarResponse,
+)
+from service.similar import answer_similar
+from service.similar_request import SimilarRequest, read_similar_request
+
+router = APIRouter()
+
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "No bundle is loaded yet."}
+}
+SIMILAR_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed multipart body."},
+    404: {"model": ErrorResponse, "description": "Unknown image_id."},
+    413: {"model": ErrorResponse, "description": "Body or image too large."},
+    415: {"model": ErrorResponse, "description": "Not JSON or multipart; not a JPEG/PNG/WebP."},
+    422: {"model": ErrorResponse, "description": "Invalid parameters, vector or image."},
+    **_NOT_READY,
+}
+
+
+async def serving_bundle(request: Request) -> LoadedBundle:
+    """The bundle this request uses from start to end (a swap does not affect it)."""
+    watcher: BundleWatcher = request.app.state.watcher
+    bundle = watcher.current
+    if bundle is None:
+        raise HTTPException(503, watcher.not_ready_reason())
+    return bundle
+
+
+ServingBundle = Annotated[LoadedBundle, Depends(serving_bundle)]
+ParsedSimilarRequest = Annotated[SimilarRequest, Depends(read_similar_request)]
+
+
+@router.post(
+    "/similar",
+    response_model=SimilarResponse | BatchSimilarResponse,
+    responses=SIMILAR_ERRORS,
+    summary="Images most similar to an uploaded image, an indexed image or a vector",
+)
+def similar(
+    request: Request,
+    query: ParsedSimilarRequest,
+    bundle: ServingBundle,
+) -> SimilarResponse | BatchSimilarResponse:
+    """One query answers `{"bundle_version", "neighbours"}`; JSON `{"queries": [...]}`
+    answers `{"bundle_version", "results": [{"neighbours"}, ...]}` in request order."""
+    state = request.app.state
+    return answer_similar(query, bundle, state.metrics, state.settings.default_k)
+
+
+@router.get(
+    "/images/{image_id:path}",
+    response_model=ImageOut,
+    responses={404: {"model": ErrorResponse, "description": "Unknown image_id."}, **_NOT_READY},
+    summary="Metadata of an indexed image (image ids may contain '/')",
+)
+def image(image_id: str, bundle: ServingBundle) -> ImageOut:
+    try:
+        row = bundle.row_of(image_id)
+    except UnknownImageError as error:
+        raise HTTPException(404, str(error)) from error
+    return ImageOut(bundle_version=bundle.version, **bundle.image_record(row))
+
+
+@router.get("/health", response_model=HealthResponse, summary="The process is alive")
+async def health() -> HealthResponse:
+    return HealthResponse()
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    responses={503: {"model": NotReadyResponse, "description": "No bundle is loaded yet."}},
+    summary="A bundle is loaded and serving",
+)
+async def ready(request: Request) -> ReadyResponse | JSONResponse:
+    watcher: BundleWatcher = request.app.state.watcher
+    bundle = watcher.current
+    failure = _failure_out(watcher.last_failure)
+    if bundle is None:
+        body = NotReadyResponse(detail=watcher.not_ready_reason(), last_load_error=failure)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return ReadyResponse(
+        bundle_version=bundle.version,
+        count=bundle.count,
+        embedding_dim=bundle.dim,
+        index_type=bundle.index_type,
+        loaded_at=bundle.loaded_at,
+        last_load_error=failure,
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}},
+    summary="Prometheus metrics",
+)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _failure_out(failure: LoadFailure | None) -> LoadFailureOut | None:
+    if failure is None:
+        return None
+    return LoadFailureOut(bundle=failure.bundle, error=failure.error, at=failure.at)

@@ -1,0 +1,255 @@
+"""Request and response models of the HTTP API.
+
+The request models' limits (k, radius, batch size) come from the settings, so
+`request_models(limits)` builds the concrete classes of one app; their JSON schemas are
+what /openapi.json documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import ErrorDetails
+
+from service.search import GeoFilter
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    default_k: int
+    max_k: int
+    max_radius_m: float
+    max_batch: int
+
+
+_GEO_FIELDS = ("lat", "lon", "radius_m")
+
+
+def _geo_fields_together(schema: dict[str, Any]) -> None:
+    """Document that lat, lon and radius_m come together. Optional fields are documented as
+    absent or a value (null is also accepted as absent, but a null is not a value given)."""
+    schema["properties"] = {
+        name: _without_null(field) for name, field in schema["properties"].items()
+    }
+    schema["dependentRequired"] = {
+        name: [other for other in _GEO_FIELDS if other != name] for name in _GEO_FIELDS
+    }
+
+
+def _one_query_form(schema: dict[str, Any]) -> None:
+    _geo_fields_together(schema)
+    schema["oneOf"] = [
+        {"required": ["image_id"], "not": {"required": ["vector"]}},
+        {
+            "required": ["vector"],
+            "not": {"required": ["image_id"]},
+            "properties": {"exclude_same_building": {"const": False}},
+        },
+    ]
+
+
+def _without_null(field: dict[str, Any]) -> dict[str, Any]:
+    options = [option for option in field.get("anyOf", []) if option.get("type") != "null"]
+    if len(options) != 1:
+        return field
+    plain = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+    return {**options[0], **plain}
+
+
+class SearchParameters(BaseModel):
+    """How many neighbours and which ones: the fields every query form shares."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_geo_fields_together)
+
+    k: int | None = Field(None, ge=1, description="Number of neighbours (default: default_k).")
+    lat: float | None = Field(
+        None, ge=-90, le=90, allow_inf_nan=False, description="Filter centre latitude, degrees."
+    )
+    lon: float | None = Field(
+        None, ge=-180, le=180, allow_inf_nan=False, description="Filter centre longitude, degrees."
+    )
+    radius_m: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Filter radius, great-circle metres."
+    )
+    group_by_building: bool = Field(
+        False, description="Return at most one image, the best, per building (target)."
+    )
+    exclude_same_building: bool = Field(
+        False, description="Leave out the query image's building (image_id queries only)."
+    )
+
+    @model_validator(mode="after")
+    def _geo_filter_complete(self) -> SearchParameters:
+        given = {name: getattr(self, name) is not None for name in _GEO_FIELDS}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(name for name, present in given.items() if not present)
+            raise ValueError(f"lat, lon and radius_m go together: {missing} missing")
+        return self
+
+    def geo_filter(self) -> GeoFilter | None:
+        if self.lat is None or self.lon is None or self.radius_m is None:
+            return None
+        return GeoFilter(lat=self.lat, lon=self.lon, radius_m=self.radius_m)
+
+
+class JsonQuery(SearchParameters):
+    """A query by indexed image (`image_id`) or by embedding (`vector`): exactly one."""
+
+    model_config = ConfigDict(json_schema_extra=_one_query_form)
+
+    image_id: str | None = Field(
+        None, min_length=1, description="An indexed image; never returned as its own neighbour."
+    )
+    vector: list[FiniteFloat] | None = Field(
+        None,
+        min_length=1,
+        description="An embedding in the head's space (embedding_dim values); normalised to "
+        "unit length before search, so scores are cosine similarities.",
+    )
+
+    @model_validator(mode="after")
+    def _one_query_form(self) -> JsonQuery:
+        if (self.image_id is None) == (self.vector is None):
+            raise ValueError("give exactly one of image_id and vector")
+        if self.exclude_same_building and self.image_id is None:
+            raise ValueError(
+                "exclude_same_building needs an image_id query (a vector has no building)"
+            )
+        return self
+
+
+class UploadParameters(SearchParameters):
+    """The form fields sent beside an uploaded image."""
+
+    @model_validator(mode="after")
+    def _no_building_exclusion(self) -> UploadParameters:
+        if self.exclude_same_building:
+            raise ValueError(
+                "exclude_same_building needs an image_id query (an uploaded image has no "
+                "known building)"
+            )
+        return self
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[JsonQuery] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    query: type[JsonQuery]
+    batch: type[BatchRequest]
+    upload: type[UploadParameters]
+
+
+def request_models(limits: QueryLimits) -> RequestModels:
+    """The request classes of an app with these limits (they appear in its OpenAPI schema)."""
+    k = (
+        int | None,
+        Field(
+            None,
+            ge=1,
+            le=limits.max_k,
+            description=f"Number of neighbours, 1 to {limits.max_k} (default {limits.default_k}).",
+        ),
+    )
+    radius_m = (
+        float | None,
+        Field(
+            None,
+            gt=0,
+            le=limits.max_radius_m,
+            allow_inf_nan=False,
+            description=f"Filter radius in great-circle metres, at most {limits.max_radius_m:g}.",
+        ),
+    )
+    query = create_model("SimilarQuery", __base__=JsonQuery, k=k, radius_m=radius_m)
+    batch = create_model(
+        "SimilarBatch",
+        __base__=BatchRequest,
+        queries=(list[query], Field(min_length=1, max_length=limits.max_batch)),  # type: ignore[valid-type]
+    )
+    upload = create_model("SimilarUpload", __base__=UploadParameters, k=k, radius_m=radius_m)
+    return RequestModels(query=query, batch=batch, upload=upload)
+
+
+def describe_errors(errors: list[ErrorDetails] | list[dict[str, Any]]) -> str:
+    """Pydantic errors as one line: 'queries.0.k: Input should be less than or equal to 100'."""
+    parts = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = str(error.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+class NeighbourOut(BaseModel):
+    image_id: str
+    dataset_id: int
+    target_id: int
+    lat: float
+    lon: float
+    score: float = Field(description="Cosine similarity to the query, higher is closer.")
+
+
+class SimilarResponse(BaseModel):
+    bundle_version: str
+    neighbours: list[NeighbourOut]
+
+
+class QueryResult(BaseModel):
+    neighbours: list[NeighbourOut]
+
+
+class BatchSimilarResponse(BaseModel):
+    bundle_version: str
+    results: list[QueryResult] = Field(description="One result per query, in request order.")
+
+
+class ImageOut(BaseModel):
+    bundle_version: str
+    image_id: str
+    dataset_id: int
+    target_id: int
+    patch_id: int
+    lat: float
+    lon: float
+    split: str
+
+
+class LoadFailureOut(BaseModel):
+    bundle: str
+    error: str
+    at: float = Field(description="Unix time of the failure.")
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    bundle_version: str
+    count: int
+    embedding_dim: int
+    index_type: str
+    loaded_at: float = Field(description="Unix time the bundle was loaded.")
+    last_load_error: LoadFailureOut | None = Field(
+        None, description="A newer bundle that failed to load; this one keeps serving."
+    )
+
+
+class NotReadyResponse(BaseModel):
+    detail: str
+    last_load_error: LoadFailureOut | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,135 @@
+"""Answer a validated `POST /similar` request on one bundle (runs in the threadpool)."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import HTTPException
+
+from geotriplet_assets.core.image_decode import (
+    NOT_AN_IMAGE,
+    TOO_LARGE,
+    ImageRejected,
+)
+from service.bundle import LoadedBundle, SearchQuery
+from service.errors import UnknownImageError
+from service.metrics import ServiceMetrics
+from service.schemas import (
+    BatchSimilarResponse,
+    JsonQuery,
+    NeighbourOut,
+    QueryResult,
+    SearchParameters,
+    SimilarResponse,
+)
+from service.search import Neighbour
+from service.similar_request import SimilarRequest
+
+# ImageRejected reasons that are not "unprocessable" (422).
+_REJECTION_STATUS = {NOT_AN_IMAGE: 415, TOO_LARGE: 413}
+
+
+def answer_similar(
+    request: SimilarRequest, bundle: LoadedBundle, metrics: ServiceMetrics, default_k: int
+) -> SimilarResponse | BatchSimilarResponse:
+    """Check the queries against the bundle, embed an upload, search, shape the answer."""
+    for position, parameters in enumerate(request.queries):
+        if isinstance(parameters, JsonQuery) and parameters.vector is not None:
+            _check_vector(parameters.vector, bundle.dim, _where(request, position))
+    if request.image is not None:
+        vector = _embed_upload(request.image, bundle, metrics)
+        queries = [_with_vector(request.queries[0], vector, default_k)]
+    else:
+        queries = [
+            _search_query(parameters, bundle, default_k, _where(request, position))
+            for position, parameters in enumerate(request.queries)
+        ]
+    with metrics.stage("search"):
+        results = bundle.search(queries)
+    if request.batch:
+        return BatchSimilarResponse(
+            bundle_version=bundle.version,
+            results=[QueryResult(neighbours=_neighbours(hits)) for hits in results],
+        )
+    return SimilarResponse(bundle_version=bundle.version, neighbours=_neighbours(results[0]))
+
+
+def _where(request: SimilarRequest, position: int) -> str:
+    return f"queries.{position}." if request.batch else ""
+
+
+def _check_vector(vector: list[float], dim: int, where: str) -> None:
+    if len(vector) != dim:
+        raise HTTPException(
+            422, f"{where}vector has {len(vector)} values, the bundle's embeddings have {dim}"
+        )
+    if not np.any(np.asarray(vector, dtype=np.float64)):
+        raise HTTPException(422, f"{where}vector is all zeros: it has no direction")
+
+
+def _unit(vector: list[float]) -> np.ndarray:
+    """VECTOR scaled to unit length (scaled by its largest value first: no overflow)."""
+    values = np.asarray(vector, dtype=np.float64)
+    values /= np.max(np.abs(values))
+    return (values / np.linalg.norm(values)).astype(np.float32)
+
+
+def _search_query(
+    parameters: SearchParameters, bundle: LoadedBundle, default_k: int, where: str
+) -> SearchQuery:
+    assert isinstance(parameters, JsonQuery)
+    k = parameters.k or default_k
+    geo = parameters.geo_filter()
+    if parameters.vector is not None:
+        return SearchQuery(
+            vector=_unit(parameters.vector),
+            k=k,
+            geo=geo,
+            group_by_building=parameters.group_by_building,
+        )
+    assert parameters.image_id is not None
+    try:
+        row = bundle.row_of(parameters.image_id)
+    except UnknownImageError as error:
+        raise HTTPException(404, f"{where}image_id: {error}") from error
+    return SearchQuery(
+        vector=bundle.vector(row),
+        k=k,
+        geo=geo,
+        group_by_building=parameters.group_by_building,
+        exclude_rows=frozenset({row}),
+        exclude_building=bundle.building(row) if parameters.exclude_same_building else None,
+    )
+
+
+def _embed_upload(data: bytes, bundle: LoadedBundle, metrics: ServiceMetrics) -> np.ndarray:
+    with metrics.stage("decode"):
+        try:
+            pixels = bundle.decode(data, name="image")
+        except ImageRejected as rejected:
+            status = _REJECTION_STATUS.get(rejected.reason, 422)
+            raise HTTPException(status, f"{rejected.reason}: {rejected.detail}") from rejected
+    with metrics.stage("embed"):
+        return bundle.embed(pixels[None])[0]
+
+
+def _with_vector(parameters: SearchParameters, vector: np.ndarray, default_k: int) -> SearchQuery:
+    return SearchQuery(
+        vector=np.ascontiguousarray(vector, dtype=np.float32),
+        k=parameters.k or default_k,
+        geo=parameters.geo_filter(),
+        group_by_building=parameters.group_by_building,
+    )
+
+
+def _neighbours(hits: list[Neighbour]) -> list[NeighbourOut]:
+    return [
+        NeighbourOut(
+            image_id=hit.image_id,
+            dataset_id=hit.dataset_id,
+            target_id=hit.target_id,
+            lat=hit.lat,
+            lon=hit.lon,
+            score=hit.score,
+        )
+        for hit in hits
+    ]
