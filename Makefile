@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.geotriplet-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo synth materialize test test-fast lint format ui bench clean-data
+.PHONY: setup demo synth materialize query serve test test-fast lint format ui bench clean-data
 
 setup: $(STAMP)
 
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/geotriplet synth
 	$(BIN)/geotriplet materialize
+	$(BIN)/geotriplet query
+
+query: setup
+	$(BIN)/geotriplet query
+
+serve: setup
+	$(BIN)/geotriplet serve
 
 synth: setup
 	$(BIN)/geotriplet synth
@@ -48,6 +55,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_sampler.py
 	$(BIN)/python benchmarks/bench_retrieval_metrics.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_search.py --keep benchmarks/results/search-bundles
+	$(BIN)/python benchmarks/bench_search.py --index ivfpq
+	$(BIN)/python benchmarks/bench_service_http.py
+	$(BIN)/python benchmarks/bench_bundle_start.py --bundles benchmarks/results/search-bundles
 
 clean-data:
 	rm -rf data

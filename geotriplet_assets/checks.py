@@ -1,5 +1,7 @@
 """Asset checks; blocking where a bad artefact must not flow on to training or search."""
 
+import json
+
 import dagster as dg
 import numpy as np
 
@@ -11,10 +13,19 @@ from geotriplet_assets.assets.geography import (
     read_splits,
     read_targets,
 )
+from geotriplet_assets.assets.serving import head_path, serving_model
+from geotriplet_assets.core.atomic import atomic_path
+from geotriplet_assets.core.backbone import file_sha256
 from geotriplet_assets.core.catalog import read_catalog
 from geotriplet_assets.core.embedding_store import read_embedding_shard
+from geotriplet_assets.core.model_config import backbone_spec, decode_limits
 from geotriplet_assets.core.neighbour_checks import find_neighbour_problems
 from geotriplet_assets.core.neighbour_store import read_neighbours
+from geotriplet_assets.core.serving_model import (
+    decode_parity_images,
+    load_serving_network,
+    parity_max_abs_diff,
+)
 from geotriplet_assets.core.splits import SPLIT_NAMES, verify_buffer
 from geotriplet_assets.resources import GeoTripletSettings
 
@@ -155,4 +166,37 @@ def neighbours_sorted_and_consistent(settings: GeoTripletSettings) -> dg.AssetCh
             )
             for name, p in problems.items()
         },
+    )
+
+
+@dg.asset_check(
+    asset=serving_model,
+    blocking=True,
+    description="ONNX Runtime's output of the exported serving model matches PyTorch's "
+    "(backbone + head) on real catalogue images within serving.parity_tolerance (max abs "
+    "difference over every output value); the result is recorded for the bundle's manifest.",
+)
+def serving_model_matches_pytorch(settings: GeoTripletSettings) -> dg.AssetCheckResult:
+    config = settings.load()
+    layout = settings.layout()
+    network = load_serving_network(backbone_spec(config), head_path(config, settings))
+    images = read_catalog(layout.catalog_dir).images
+    paths = [
+        config.input_dir / path for path in images["path"].head(4 * config.serving.parity_images)
+    ]
+    pixels = decode_parity_images(
+        paths, network.preprocessing, decode_limits(config), config.serving.parity_images
+    )
+    worst = parity_max_abs_diff(network, layout.serving_model_path, pixels)
+    record = {
+        "model_sha256": file_sha256(layout.serving_model_path),
+        "max_abs_diff": worst,
+        "images": len(pixels),
+        "tolerance": config.serving.parity_tolerance,
+    }
+    with atomic_path(layout.parity_path) as temporary:
+        temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return dg.AssetCheckResult(
+        passed=worst <= config.serving.parity_tolerance,
+        metadata={"max_abs_diff": worst, "images": len(pixels), "tolerance": record["tolerance"]},
     )

@@ -1,4 +1,4 @@
-"""The `geotriplet` command: generate the demo city and materialise the asset graph."""
+"""The `geotriplet` command: generate the demo city, materialise the asset graph, serve it."""
 
 from __future__ import annotations
 
@@ -135,10 +135,49 @@ def _print_summary(config: GeoTripletConfig, records, seconds: float) -> None:
             f"best epoch {head['best_epoch']} after {head['seconds_to_best']:.0f} s "
             f"-> {head['head_path']}"
         )
+    bundle = metadata.get("search_index", {})
+    if bundle:
+        console.print(
+            f"  search bundle {bundle['bundle_version']}: {bundle['vectors']} vectors, "
+            f"{bundle['index_type']} index "
+            f"(recall@10 vs exact {bundle['recall_at_10_vs_exact']:.3f}) -> {layout.bundles_dir}"
+        )
+    report = metadata.get("retrieval_report", {})
+    if report:
+        console.print(
+            f"  through the bundle: test recall@1 {report['recall_at_1']:.3f}, "
+            f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "
+            f"over {report['queries']} queries -> {layout.retrieval_report_path}"
+        )
     console.print(
         f"  Dagster runs are recorded in {os.environ.get('DAGSTER_HOME')}; browse them with "
         "`make ui`"
     )
+
+
+def command_serve(config: GeoTripletConfig, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from geotriplet_assets.core.artefacts import ArtefactLayout
+    from geotriplet_assets.demo_query import BUNDLES_DIR_ENV_VAR
+
+    os.environ.setdefault(BUNDLES_DIR_ENV_VAR, str(ArtefactLayout(config.data_root).bundles_dir))
+    console.print(f"serving the current bundle of {os.environ[BUNDLES_DIR_ENV_VAR]}")
+    uvicorn.run(
+        "service.app:create_app", factory=True, host=args.host, port=args.port, log_level="info"
+    )
+    return 0
+
+
+def command_query(config: GeoTripletConfig, args: argparse.Namespace) -> int:
+    from geotriplet_assets.demo_query import QueryFailed, run_demo_query
+
+    try:
+        run_demo_query(config, image=args.image, k=args.k, url=args.url, console=console)
+    except QueryFailed as exc:
+        console.print(f"[red]query failed:[/red] {exc}")
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +202,27 @@ def build_parser() -> argparse.ArgumentParser:
         "materialize", help="materialise the whole asset graph through Dagster"
     )
     materialize.set_defaults(handler=command_materialize)
+
+    serve = commands.add_parser(
+        "serve", help="start the retrieval service on the data root's current bundle"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.set_defaults(handler=command_serve)
+
+    query = commands.add_parser(
+        "query",
+        help="send one POST /similar with an image and print the request and the answer",
+    )
+    query.add_argument(
+        "--image", type=Path, help="image file (default: a test-split image of the bundle)"
+    )
+    query.add_argument("--k", type=int, default=5, help="neighbours to ask for (default: 5)")
+    query.add_argument(
+        "--url",
+        help="a running service (default: start one on the current bundle for this query)",
+    )
+    query.set_defaults(handler=command_query)
     return parser
 
 

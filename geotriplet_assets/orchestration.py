@@ -148,7 +148,9 @@ def materialize_all(
         label = f"embeddings {key} ({number}/{len(wanted)})"
         announce(label, 1, 3)
         records.append(_run(label, PARTITIONED_ASSETS, settings, instance, partition_key=key))
-    announce("geography and training", 2, 3)
-    records.append(_run("geography and training", POST_PARTITION_ASSETS, settings, instance))
+    announce("geography, training and serving", 2, 3)
+    records.append(
+        _run("geography, training and serving", POST_PARTITION_ASSETS, settings, instance)
+    )
     announce("done", 3, 3)
     return records

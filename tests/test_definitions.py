@@ -16,6 +16,9 @@ def test_the_code_location_loads_with_every_asset_check_and_resource() -> None:
         "geo_neighbours",
         "hyperparameter_search",
         "projection_head",
+        "serving_model",
+        "search_index",
+        "retrieval_report",
     }
     assert "settings" in definitions.resources
 
@@ -30,12 +33,15 @@ def test_lineage_runs_from_catalogue_to_head() -> None:
     assert parents("targets") == {"image_catalog", "backbone_embeddings"}
     assert parents("geo_neighbours") == {"targets", "dataset_splits"}
     assert "hyperparameter_search" in parents("projection_head")
+    assert parents("serving_model") == {"projection_head"}
+    assert "serving_model" in parents("search_index")
+    assert parents("retrieval_report") == {"search_index"}
 
 
 def test_assets_carry_groups_kinds_and_descriptions() -> None:
     for asset in ALL_ASSETS:
         spec = next(iter(asset.specs))
-        assert spec.group_name in {"catalogue", "features", "geography", "training"}
+        assert spec.group_name in {"catalogue", "features", "geography", "training", "serving"}
         assert spec.kinds, f"{spec.key} has no kinds"
         assert spec.description, f"{spec.key} has no description"
     embeddings = next(a for a in ALL_ASSETS if a.key == dg.AssetKey("backbone_embeddings"))
@@ -55,4 +61,5 @@ def test_the_checks_that_guard_training_are_blocking() -> None:
         "every_image_accounted_for",
         "splits_disjoint_and_buffered",
         "neighbours_sorted_and_consistent",
+        "serving_model_matches_pytorch",
     }

@@ -4,8 +4,6 @@ Dagster instance under a temporary DAGSTER_HOME."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -14,27 +12,15 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from PIL import Image
 
 from geotriplet_assets.cli import main
-from geotriplet_assets.core.artefacts import ArtefactLayout
 from geotriplet_assets.core.embedding_store import SCHEMA_VERSION, read_embedding_shard
 from geotriplet_assets.core.geo import great_circle_m
-from geotriplet_assets.core.synth import SynthConfig, generate_city
+from tests.tiny_city import TinyCityPipeline
 
 pytestmark = pytest.mark.slow
 
 MODEL = "tf_efficientnet_lite0"
-
-
-@dataclass
-class Pipeline:
-    root: Path
-    city: Path
-    config_path: Path
-    layout: ArtefactLayout
-    instance: dg.DagsterInstance
-    synth_images: int
 
 
 def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None = None):
@@ -49,51 +35,12 @@ def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | 
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _add_bad_inputs(city: Path) -> None:
-    region = sorted(p for p in city.iterdir() if p.is_dir())[0]
-    dataset_id = int(region.name)
-    (region / "malformed.txt").write_text("d 1 2\n")
-    (region / "malformed.jpg").write_bytes(b"")
-    (region / "orphan.txt").write_text(f"d {dataset_id} 999 1\nc 40.0 -80.0\n")
-    good_jpeg = sorted(region.glob("*.jpg"))[0].read_bytes()
-    (region / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 2])
-    (region / "truncated.txt").write_text(f"d {dataset_id} 998 1\nc 40.0 -80.0\n")
-    Image.new("RGB", (8, 8)).save(region / "tiny.png")
-    (region / "tiny.txt").write_text(f"d {dataset_id} 997 1\nc 40.0 -80.0\n")
-
-
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    root = tmp_path_factory.mktemp("pipeline")
-    city = root / "city"
-    summary = generate_city(city, SynthConfig.tiny(targets_per_city=16))
-    _add_bad_inputs(city)
-    config_path = root / "config.yaml"
-    config_path.write_text(
-        f"data: {{root: {root / 'data'}, input_dir: {city}, batch_size: 64}}\n"
-        "embedding: {num_workers: 1, batch_size: 16}\n"
-        "neighbours: {k: 5}\n"
-        "splits: {buffer_m: 30.0}\n"
-        "train: {max_epochs: 3, samples_per_epoch: 512}\n"
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        (root / "dagster_home").mkdir()
-        (root / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        patch.delenv("GEOTRIPLET_CONFIG", raising=False)
-        patch.delenv("GEOTRIPLET_DATA_ROOT", raising=False)
-        assert main(["--config", str(config_path), "materialize"]) == 0
-        yield Pipeline(
-            root,
-            city,
-            config_path,
-            ArtefactLayout(root / "data"),
-            dg.DagsterInstance.get(),
-            summary.images,
-        )
+def pipeline(tiny_city_pipeline: TinyCityPipeline) -> TinyCityPipeline:
+    return tiny_city_pipeline
 
 
-def test_catalogue_counts_images_and_reports_every_rejection(pipeline: Pipeline) -> None:
+def test_catalogue_counts_images_and_reports_every_rejection(pipeline: TinyCityPipeline) -> None:
     metadata = _latest_metadata(pipeline.instance, "image_catalog")
     # the synthetic images plus the truncated and the tiny image, which parse fine
     assert metadata["images"] == pipeline.synth_images + 2
@@ -106,7 +53,7 @@ def test_catalogue_counts_images_and_reports_every_rejection(pipeline: Pipeline)
     assert metadata["rejected_files"] == len(rejections) == 2
 
 
-def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: Pipeline) -> None:
+def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: TinyCityPipeline) -> None:
     catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
     dataset_ids = sorted(catalog["dataset_id"].unique())
     partitions = pipeline.instance.get_materialized_partitions(dg.AssetKey("backbone_embeddings"))
@@ -136,7 +83,9 @@ def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: Pipeline) -
         assert not list(path.parent.glob(".*tmp"))
 
 
-def test_bad_images_are_rejected_with_their_reason_not_embedded(pipeline: Pipeline) -> None:
+def test_bad_images_are_rejected_with_their_reason_not_embedded(
+    pipeline: TinyCityPipeline,
+) -> None:
     catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
     is_truncated = catalog["image_id"].str.endswith("truncated")
     dataset_id = int(catalog.loc[is_truncated, "dataset_id"].iloc[0])
@@ -153,7 +102,7 @@ def test_bad_images_are_rejected_with_their_reason_not_embedded(pipeline: Pipeli
     assert metadata["model"] == MODEL
 
 
-def test_targets_splits_and_neighbours_are_consistent(pipeline: Pipeline) -> None:
+def test_targets_splits_and_neighbours_are_consistent(pipeline: TinyCityPipeline) -> None:
     targets = pd.read_parquet(pipeline.layout.targets_path)
     splits = pd.read_parquet(pipeline.layout.splits_path)
     assert targets["target_index"].tolist() == list(range(len(targets)))
@@ -178,7 +127,7 @@ def test_targets_splits_and_neighbours_are_consistent(pipeline: Pipeline) -> Non
     np.testing.assert_allclose(distances.ravel(), recomputed, rtol=1e-5, atol=0.05)
 
 
-def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: Pipeline) -> None:
+def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: TinyCityPipeline) -> None:
     metadata = _latest_metadata(pipeline.instance, "projection_head")
     head_path = Path(metadata["head_path"])
     assert head_path.is_file()
@@ -195,7 +144,9 @@ def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: Pipeline
     assert search["enabled"] is False
 
 
-def test_the_optuna_search_feeds_its_best_parameters_to_the_head(pipeline: Pipeline) -> None:
+def test_the_optuna_search_feeds_its_best_parameters_to_the_head(
+    pipeline: TinyCityPipeline,
+) -> None:
     from geotriplet_assets.definitions import build_definitions
 
     config_path = pipeline.root / "optuna.yaml"
@@ -223,7 +174,9 @@ def test_the_optuna_search_feeds_its_best_parameters_to_the_head(pipeline: Pipel
     assert head["params"]["lr"] == pytest.approx(study.best_params["lr"])
 
 
-def test_the_head_trains_on_a_dataset_h5_in_the_original_schema(pipeline: Pipeline) -> None:
+def test_the_head_trains_on_a_dataset_h5_in_the_original_schema(
+    pipeline: TinyCityPipeline,
+) -> None:
     from geotriplet_assets.core.legacy_dataset import write_legacy_dataset
     from geotriplet_assets.definitions import build_definitions
 
@@ -275,7 +228,7 @@ def test_the_head_trains_on_a_dataset_h5_in_the_original_schema(pipeline: Pipeli
     assert 0.0 < head["test_recall_at_1"] <= 1.0
 
 
-def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: Pipeline) -> None:
+def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: TinyCityPipeline) -> None:
     assert main(["--config", str(pipeline.config_path), "materialize"]) == 0
     catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
     for dataset_id in catalog["dataset_id"].unique():
@@ -288,7 +241,7 @@ def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: Pipeline) ->
 
 
 def test_a_corrupted_shard_is_stopped_by_the_blocking_check(
-    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+    pipeline: TinyCityPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
     path = pipeline.layout.embedding_shard(MODEL, int(catalog["dataset_id"].iloc[0]))
@@ -313,3 +266,69 @@ def test_missing_input_folder_and_bad_config_fail_with_a_reason(
     bad.write_text("neighbours: {k: -3}\n")
     assert main(["--config", str(bad), "materialize"]) == 2
     assert "neighbours.k" in capsys.readouterr().err
+
+
+def test_the_pipeline_publishes_a_verified_bundle_of_every_embedded_image(
+    pipeline: TinyCityPipeline,
+) -> None:
+    from geotriplet_assets.core import bundle_format as fmt
+    from service.bundle import check_bundle_files
+    from service.manifest import read_manifest
+
+    check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("serving_model"), "serving_model_matches_pytorch")]
+    )
+    execution = next(iter(check.values()))
+    assert execution.status.value == "SUCCEEDED"
+    bundles = pipeline.layout.bundles_dir
+    version = fmt.read_current_version(bundles)
+    assert version is not None
+    manifest = read_manifest(bundles / version).raw
+    check_bundle_files(bundles / version, read_manifest(bundles / version), verify_hashes=True)
+    images = pd.read_parquet(pipeline.layout.embedded_images_path)
+    indexed = pd.read_parquet(bundles / version / fmt.IMAGES)
+    assert manifest["count"] == len(images) == len(indexed)
+    assert set(indexed["image_id"]) == set(images["image_id"])
+    assert set(indexed["split"]) <= {"train", "val", "test", "excluded"}
+    assert manifest["index"]["type"] == "flat" and manifest["index"]["recall_at_10"] == 1.0
+    assert 0 <= manifest["model"]["parity_max_abs_diff"] <= 1e-4
+    vectors = np.load(bundles / version / fmt.VECTORS)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    metadata = _latest_metadata(pipeline.instance, "search_index")
+    assert metadata["bundle_version"] == version
+
+
+def test_the_retrieval_report_measures_the_bundle_as_the_service_answers(
+    pipeline: TinyCityPipeline,
+) -> None:
+    report = json.loads(pipeline.layout.retrieval_report_path.read_text())
+    metadata = _latest_metadata(pipeline.instance, "retrieval_report")
+    assert metadata["bundle_version"] == report["bundle_version"]
+    assert report["queries"] > 0
+    recalls = [report["recall_at"][k] for k in ("1", "5", "10")]
+    assert 0 < recalls[0] <= recalls[1] <= recalls[2] <= 1
+    assert 0 < report["map_at_r"] <= 1
+    assert report["median_error_m"] >= 0
+    # the uploaded-image path (decode + ONNX model) lands on the indexed vectors
+    assert report["upload_queries"] > 0
+    assert report["upload_min_cosine"] > 0.999
+    assert report["upload_top1_agreement"] >= 0.75
+
+
+def test_geotriplet_query_sends_one_real_post_similar(
+    pipeline: TinyCityPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(pipeline.config_path), "query", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "curl -s -F image=@" in out
+    answer = json.loads(out[out.index("{") :])
+    assert len(answer["neighbours"]) == 3
+    assert set(answer["neighbours"][0]) == {
+        "image_id",
+        "dataset_id",
+        "target_id",
+        "lat",
+        "lon",
+        "score",
+    }
+    assert answer["neighbours"][0]["score"] > 0.99

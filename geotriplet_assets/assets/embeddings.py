@@ -19,6 +19,7 @@ from geotriplet_assets.core.embedding_store import (
 )
 from geotriplet_assets.core.fingerprint import images_fingerprint
 from geotriplet_assets.core.image_decode import DecodeLimits
+from geotriplet_assets.core.model_config import backbone_spec, decode_limits
 from geotriplet_assets.dagster_metadata import counts_table, file_size
 from geotriplet_assets.partitions import DATASET_PARTITIONS
 from geotriplet_assets.progress import report_progress
@@ -48,23 +49,14 @@ def _load_embedder(
 
 
 def create_embedder(config: GeoTripletConfig, cache_dir: Path) -> Embedder:
-    spec = BackboneSpec(
-        model_name=config.model.backbone,
-        weights=config.model.backbone_weights,
-        image_size=config.data.image_size,
-        seed=config.train.seed,
-    )
-    limits = DecodeLimits(
-        min_side=config.embedding.min_side, max_pixels=config.embedding.max_pixels
-    )
     embedder = _load_embedder(
-        spec,
+        backbone_spec(config),
         config.embedding.engine,
         config.embedding.device,
         cache_dir,
         config.embedding.batch_size,
         config.embedding.num_workers,
-        limits,
+        decode_limits(config),
     )
     expected_dim = config.model.backbone_output_size
     if expected_dim is not None and expected_dim != embedder.dim:

@@ -48,3 +48,27 @@ class ArtefactLayout:
     @property
     def model_cache_dir(self) -> Path:
         return self.root / "model_cache"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.root / "serving"
+
+    @property
+    def serving_model_path(self) -> Path:
+        return self.serving_dir / "model.onnx"
+
+    @property
+    def serving_info_path(self) -> Path:
+        return self.serving_dir / "serving_model.json"
+
+    @property
+    def parity_path(self) -> Path:
+        return self.serving_dir / "parity.json"
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.root / "bundles"
+
+    @property
+    def retrieval_report_path(self) -> Path:
+        return self.root / "reports" / "retrieval_report.json"

@@ -116,7 +116,7 @@ def _split_data(
     )
 
 
-def _pipeline_embeddings(
+def read_backbone_embeddings(
     layout: ArtefactLayout, model_name: str, images: pd.DataFrame
 ) -> np.ndarray:
     """Embedding of every row of IMAGES, read shard by shard, checked against the image ids."""
@@ -168,7 +168,7 @@ def load_training_data(layout: ArtefactLayout, model_name: str) -> TrainingData:
     splits = read_parquet_artefact(layout.splits_path, "dataset_splits")
     graphs = read_neighbours(layout.neighbours_path)
     _check_graph_matches_splits(graphs, splits, layout)
-    embeddings = _pipeline_embeddings(layout, model_name, images)
+    embeddings = read_backbone_embeddings(layout, model_name, images)
     targets = splits.set_index("target_index")[["lat", "lon"]]
     image_target = images["target_index"].to_numpy(dtype=np.int64)
     parts = {
