@@ -99,7 +99,7 @@ class Searcher:
             total = self._index.ntotal
             fetch = max(_initial_fetch(queries[i], total) for i in unfiltered)
             matrix = np.stack([queries[i].vector for i in unfiltered])
-            _, ids = self._index.search(matrix, fetch)
+            _, ids = faiss_search(self._index, matrix, fetch, None)
             for i, first_ids in zip(unfiltered, ids, strict=True):
                 results[i] = self._complete(queries[i], first_ids, fetch, total, None)
         for i, query in enumerate(queries):
@@ -129,7 +129,7 @@ class Searcher:
         parameters = self._parameters(selector)
         limit = len(candidates)
         fetch = _initial_fetch(query, limit)
-        _, ids = self._index.search(query.vector[None, :], fetch, params=parameters)
+        _, ids = faiss_search(self._index, query.vector[None, :], fetch, parameters)
         return self._complete(query, ids[0], fetch, limit, parameters)
 
     def _complete(
@@ -148,7 +148,7 @@ class Searcher:
             if len(hits) >= query.k or exhausted:
                 return hits
             fetch = min(fetch * _GROWTH, limit)
-            _, found = self._index.search(query.vector[None, :], fetch, params=parameters)
+            _, found = faiss_search(self._index, query.vector[None, :], fetch, parameters)
             ids = found[0]
 
     def _rank(self, query: SearchQuery, rows: np.ndarray) -> list[Neighbour]:
@@ -226,6 +226,32 @@ def _best_first(scores: np.ndarray, rows: np.ndarray, depth: int) -> np.ndarray:
         positions = np.arange(count)
     order = np.lexsort((rows[positions], -scores[positions]))
     return positions[order]
+
+
+def faiss_search(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    parameters: faiss.SearchParameters | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`index.search(queries, k, params=parameters)` through FAISS's C entry point.
+
+    Importing `faiss.contrib.torch_utils` (pytorch-metric-learning does) replaces the Python
+    `Index.search` with one that has no `params`; this call does not depend on that wrapper.
+    """
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    count = len(queries)
+    distances = np.empty((count, k), dtype=np.float32)
+    labels = np.empty((count, k), dtype=np.int64)
+    index.search_c(
+        count,
+        faiss.swig_ptr(queries),
+        k,
+        faiss.swig_ptr(distances),
+        faiss.swig_ptr(labels),
+        parameters,
+    )
+    return distances, labels
 
 
 def configure_index(index: faiss.Index, params: Mapping[str, Any]) -> None:

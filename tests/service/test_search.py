@@ -165,3 +165,21 @@ def test_a_malformed_query_is_refused(city_bundle: LoadedBundle) -> None:
         city_bundle.search([SearchQuery(np.full(city_bundle.dim, np.nan, np.float32), k=1)])
     with pytest.raises(ValueError, match="k must be"):
         city_bundle.search([SearchQuery(city_bundle.vector(0), k=0)])
+
+
+def test_selector_search_works_after_faiss_torch_utils_replaced_index_search() -> None:
+    import faiss
+    # pytorch-metric-learning imports this too; it replaces Index.search with a wrapper
+    import faiss.contrib.torch_utils
+
+    from service.search import faiss_search
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(200, 8)).astype(np.float32)
+    index = faiss.IndexFlatIP(8)
+    index.add(vectors)
+    allowed = np.arange(0, 200, 7)
+    selector = faiss.IDSelectorBatch(allowed)
+    _, rows = faiss_search(index, vectors[:1], 3, faiss.SearchParameters(sel=selector))
+    expected = allowed[np.argsort(-(vectors[allowed] @ vectors[0]), kind="stable")[:3]]
+    assert rows[0].tolist() == expected.tolist()
