@@ -169,6 +169,7 @@ def test_a_malformed_query_is_refused(city_bundle: LoadedBundle) -> None:
 
 def test_selector_search_works_after_faiss_torch_utils_replaced_index_search() -> None:
     import faiss
+
     # pytorch-metric-learning imports this too; it replaces Index.search with a wrapper
     import faiss.contrib.torch_utils
 
