@@ -38,6 +38,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+e2e: setup
+	VENV=$(VENV) bash tests/e2e/run_compose_e2e.sh
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

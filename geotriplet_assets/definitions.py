@@ -13,6 +13,7 @@ from geotriplet_assets.assets.geography import dataset_splits, geo_neighbours, t
 from geotriplet_assets.assets.serving import retrieval_report, search_index, serving_model
 from geotriplet_assets.assets.training import hyperparameter_search, projection_head
 from geotriplet_assets.core.config import CONFIG_ENV_VAR
+from geotriplet_assets.executor import RUN_EXECUTOR
 from geotriplet_assets.resources import GeoTripletSettings
 from geotriplet_assets.sensors import dataset_partitions_sensor
 
@@ -38,6 +39,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         sensors=[dataset_partitions_sensor],
+        executor=RUN_EXECUTOR,
         resources={"settings": settings},
     )
 

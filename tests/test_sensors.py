@@ -31,7 +31,8 @@ def _evaluate(
 
 
 def _added_keys(result: dg.SensorResult) -> list[str]:
-    return [key for request in result.dynamic_partitions_requests for key in request.partition_keys]
+    requests = result.dynamic_partitions_requests
+    return [key for request in requests for key in request.partition_keys]
 
 
 def test_registers_the_datasets_the_catalogue_would_find(tmp_path: Path) -> None:

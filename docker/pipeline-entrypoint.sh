@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Entry point of the pipeline image. Roles:
+#   code-server  generate the demo city on a fresh data volume (embedded demo config only), then
+#                serve the GeoTriplet code location over gRPC on port 4000; runs execute here
+#   webserver    the Dagster UI and GraphQL API on port 3000
+#   daemon       the Dagster daemon: run queue, sensors, backfills
+# Anything else is executed as given (e.g. `geotriplet synth`).
+set -euo pipefail
+
+workspace=/opt/dagster/workspace.yaml
+role="${1:-code-server}"
+echo "$role" > /tmp/geotriplet-role
+
+ensure_demo_city() {
+    # Only the embedded demo config describes a city that can be generated; a configured
+    # dataset that is missing is an error for the pipeline to report, not something to invent.
+    if [[ -n "${GEOTRIPLET_CONFIG:-}" || "${GEOTRIPLET_DEMO_CITY:-auto}" == "never" ]]; then
+        return
+    fi
+    local input_dir
+    input_dir="$(python -c 'from geotriplet_assets.core.config import load_config; print(load_config().input_dir)')"
+    if [[ -d "$input_dir" ]]; then
+        return
+    fi
+    local parent staging
+    parent="$(dirname "$input_dir")"
+    mkdir -p "$parent"
+    rm -rf "$parent"/.demo-city-*
+    staging="$(mktemp -d "$parent/.demo-city-XXXXXX")"
+    echo "generating the demo city into $input_dir"
+    geotriplet synth --out "$staging" --workers "$(nproc)"
+    mv "$staging" "$input_dir"
+}
+
+case "$role" in
+    code-server)
+        ensure_demo_city
+        exec dagster code-server start --host 0.0.0.0 --port 4000 \
+            --module-name geotriplet_assets.definitions --location-name geotriplet
+        ;;
+    webserver)
+        exec dagster-webserver --host 0.0.0.0 --port 3000 --workspace "$workspace"
+        ;;
+    daemon)
+        exec dagster-daemon run --workspace "$workspace"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
