@@ -261,12 +261,16 @@ def main() -> None:
             bundles_dir, model, args.vectors, IndexConfig(), seed=0
         )
         jpeg = photo_like_jpeg(seed=7)
-        server_settings = {}
+        server_environment = {}
         if args.search_threads is not None:
-            server_settings["SEARCH_THREADS"] = str(args.search_threads)
+            # The service applies search_threads with faiss.omp_set_num_threads when the app
+            # is created, but OpenMP's thread count is per thread and searches run in the
+            # request threadpool; OMP_NUM_THREADS reaches every thread.
+            server_environment["GEOTRIPLET_SERVICE_SEARCH_THREADS"] = str(args.search_threads)
+            server_environment["OMP_NUM_THREADS"] = str(args.search_threads)
         bare = Baseline(model, first.path / fmt.MODEL)
         with (
-            LocalServer(bundles_dir, workdir / "server.log", server_settings) as server,
+            LocalServer(bundles_dir, workdir / "server.log", server_environment) as server,
             httpx.Client(base_url=server.url, timeout=_REQUEST_TIMEOUT_S) as client,
         ):
             ready_s = server.wait_ready()

@@ -29,14 +29,14 @@ def free_port() -> int:
 class LocalServer:
     """`uvicorn --factory service.app:create_app` on 127.0.0.1 serving BUNDLES_DIR, started as
     `geotriplet serve` starts it (log level info, access log on); its output goes to LOG_PATH.
-    SETTINGS are extra GEOTRIPLET_SERVICE_* variables, e.g. {"POLL_INTERVAL_S": "0.5"}."""
+    ENVIRONMENT holds extra variables, e.g. {"GEOTRIPLET_SERVICE_POLL_INTERVAL_S": "0.5"}."""
 
     def __init__(
-        self, bundles_dir: Path, log_path: Path, settings: dict[str, str] | None = None
+        self, bundles_dir: Path, log_path: Path, environment: dict[str, str] | None = None
     ) -> None:
         self.bundles_dir = bundles_dir
         self.log_path = log_path
-        self.settings = settings or {}
+        self.environment = environment or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -49,9 +49,9 @@ class LocalServer:
         return self._process.pid
 
     def start(self) -> None:
-        environment = dict(os.environ, GEOTRIPLET_SERVICE_BUNDLES_DIR=str(self.bundles_dir))
-        for name, value in self.settings.items():
-            environment[f"GEOTRIPLET_SERVICE_{name.upper()}"] = value
+        environment = dict(
+            os.environ, GEOTRIPLET_SERVICE_BUNDLES_DIR=str(self.bundles_dir), **self.environment
+        )
         command = [
             sys.executable,
             "-m",

@@ -153,10 +153,10 @@ class DagsterApi:
         ]
 
     def launch_materialize_all(self, nodes: list[AssetNode]) -> str:
-        """What "Materialize all" + "Launch backfill" sends: every asset, every partition.
+        """What "Materialize all…", "All", "Launch backfill" sends: every asset, every partition.
 
-        All assets share the implicit asset job, so the dialog's target is that (hidden) job
-        and it sends the partitions it lists, all of them by default.
+        All assets share the implicit asset job, so the dialog's target is that (hidden) job and
+        it sends the partition keys selected, here all of them.
         """
         partitions = sorted({key for node in nodes for key in node.partition_keys})
         params = {

@@ -139,7 +139,7 @@ PY
 ensure_browser() {
     command -v chromium >/dev/null || apt_install chromium
     "$venv_python" -c "import playwright" 2>/dev/null \
-        || "$venv_python" -m pip install --quiet "playwright>=1.40"
+        || "$venv_python" -m pip install --quiet "playwright>=1.42"
 }
 
 rm -rf "$artifacts"

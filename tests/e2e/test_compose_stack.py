@@ -74,7 +74,7 @@ def _all_partitions_registered(api: DagsterApi) -> list[AssetNode] | None:
 
 @pytest.fixture(scope="module")
 def materialised(stack: Stack, api: DagsterApi) -> Materialisation:
-    """Click "Materialize all" (through the API) on the fresh stack and wait for the backfill."""
+    """ "Materialize all" with every partition (through the API) on the fresh stack, to the end."""
     wait_for("the code location to load", lambda: api.code_location_loaded() or None, 600)
     nodes = wait_for(
         "the sensor to register the partitions", lambda: _all_partitions_registered(api), 300
