@@ -6,7 +6,8 @@ with --bundles), starts uvicorn as `geotriplet serve` does, several times, and m
                   imports, bundle load with SHA-256 verification); for reference,
                   `load_bundle` alone in this process;
   memory          VmRSS (RssAnon + RssFile) of the server once ready and after some vector
-                  queries; the difference to a tiny bundle's server, per 1 000 000 vectors.
+                  queries; once ready, the difference to a tiny bundle's server per
+                  1 000 000 vectors.
 The bundle files are in the page cache (just written or read): these are warm starts.
 
     .venv/bin/python benchmarks/bench_bundle_start.py [--sizes 100000] [--bundles DIR ...]
@@ -118,32 +119,34 @@ def main() -> None:
     tiny = results[0]
     print(
         f"uvicorn service.app:create_app, default settings (SHA-256 verified on load), "
-        f"{args.starts} starts each, warm page cache; memory once ready / after "
-        f"{args.queries} vector queries"
+        f"{args.starts} starts each, warm page cache"
     )
+    print(f"{'':51} {'RSS MiB once ready':^25} {f'after {args.queries} queries':^17}")
     print(
-        f"{'vectors':>9} {'index':>6} {'files':>9} {'publish':>8} {'ready s':>15} "
-        f"{'load s':>6} {'VmRSS MiB':>15} {'RssAnon':>7} {'RssFile':>7} {'per 1M GiB':>11}"
+        f"{'vectors':>9} {'index':>6} {'files':>7} {'publish':>7} {'ready s':>11} "
+        f"{'load s':>6} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'VmRSS':>8} "
+        f"{'RssFile':>8} {'per 1M GiB':>10}"
     )
     for result in results:
         ready = f"{min(result.ready_s):.2f} ({np.median(result.ready_s):.2f})"
         publish = published.get(result.count)
-        rss = result.memory_ready["VmRSS"], result.memory_queried["VmRSS"]
         per_million = "-"
         if result is not tiny and result.count > tiny.count:
-            growth = result.memory_queried["VmRSS"] - tiny.memory_queried["VmRSS"]
+            growth = result.memory_ready["VmRSS"] - tiny.memory_ready["VmRSS"]
             per_million = f"{growth / 1024 / (result.count - tiny.count) * 1e6:.2f}"
         print(
-            f"{result.count:9d} {result.index_type:>6} {result.files_gib:7.2f}G "
-            f"{f'{publish:.1f}s' if publish is not None else 'given':>8} {ready:>15} "
-            f"{result.load_s:6.2f} {f'{rss[0]:.0f} / {rss[1]:.0f}':>15} "
-            f"{result.memory_queried['RssAnon']:7.0f} {result.memory_queried['RssFile']:7.0f} "
-            f"{per_million:>11}"
+            f"{result.count:9d} {result.index_type:>6} {result.files_gib:6.2f}G "
+            f"{f'{publish:.1f}s' if publish is not None else 'given':>7} {ready:>11} "
+            f"{result.load_s:6.2f} {result.memory_ready['VmRSS']:7.0f} "
+            f"{result.memory_ready['RssAnon']:8.0f} {result.memory_ready['RssFile']:8.0f} "
+            f"{result.memory_queried['VmRSS']:8.0f} {result.memory_queried['RssFile']:8.0f} "
+            f"{per_million:>10}"
         )
     print(
-        "ready s: best (median) from process start to /ready 200; load s: load_bundle in "
-        "process; per 1M: VmRSS after the queries above the "
-        f"{tiny.count}-vector bundle's, per 1 000 000 vectors"
+        "ready s: best (median) from process start to /ready 200; load s: load_bundle in this "
+        f"process; per 1M: VmRSS once ready above the {tiny.count}-vector bundle's, per "
+        "1 000 000 vectors. RssFile grows with queries as pages of the memory-mapped "
+        "vectors.npy are read (shared, reclaimable page cache; at most the file's size)."
     )
     print(
         f"1-min load average before/after (other processes share these cores): "
