@@ -151,10 +151,12 @@ class BundleWatcher:
             return
         finally:
             self._loading = None
-        self._current = bundle
-        self._current_name = pointer.name
+        # Clear the failure before publishing the bundle: /ready reads `current` and then
+        # `last_failure`, and must never see the new bundle beside the old failure.
         self._failed_pointer = None
         self._last_failure = None
+        self._current_name = pointer.name
+        self._current = bundle
         logger.info(
             "serving bundle %s (%d images) after loading it in %.2f s",
             bundle.version,
