@@ -249,7 +249,7 @@ def main() -> None:
         "--search-threads",
         type=int,
         default=None,
-        help="the service's FAISS threads (default: its own, every core)",
+        help="the service's FAISS threads per search (default: the service's own, 1)",
     )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
@@ -263,11 +263,7 @@ def main() -> None:
         jpeg = photo_like_jpeg(seed=7)
         server_environment = {}
         if args.search_threads is not None:
-            # The service applies search_threads with faiss.omp_set_num_threads when the app
-            # is created, but OpenMP's thread count is per thread and searches run in the
-            # request threadpool; OMP_NUM_THREADS reaches every thread.
             server_environment["GEOTRIPLET_SERVICE_SEARCH_THREADS"] = str(args.search_threads)
-            server_environment["OMP_NUM_THREADS"] = str(args.search_threads)
         bare = Baseline(model, first.path / fmt.MODEL)
         with (
             LocalServer(bundles_dir, workdir / "server.log", server_environment) as server,
@@ -330,7 +326,7 @@ def main() -> None:
         f"(published in {publish_s:.1f} s), model {model.info.get('backbone')} "
         f"{model.preprocessing.height}px -> {model.embedding_dim}-d; JPEG 640x640 q90, "
         f"{len(jpeg) / 1024:.0f} KiB; server ready {ready_s:.2f} s after start; "
-        f"FAISS threads in the server: {args.search_threads or 'default (every core)'}"
+        f"FAISS threads in the server: {args.search_threads or 'default (1)'}"
     )
     print(f"one request at a time, {args.requests} each, blocks of {args.block}:  p50 ms   p99 ms")
     print(

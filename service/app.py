@@ -6,7 +6,6 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import faiss
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,8 +33,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """The service on SETTINGS (default: from the environment); its lifespan runs the watcher
     that loads `<bundles_dir>/current` and every bundle it names later."""
     settings = settings or ServiceSettings()
-    if settings.search_threads is not None:
-        faiss.omp_set_num_threads(settings.search_threads)
     metrics = ServiceMetrics()
     loader = functools.partial(
         load_bundle,
@@ -43,6 +40,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         onnx_threads=settings.onnx_threads,
         max_pixels=settings.max_pixels,
         exact_filter_max_candidates=settings.exact_filter_max_candidates,
+        search_threads=settings.search_threads,
     )
     watcher = BundleWatcher(
         settings.bundles_dir,

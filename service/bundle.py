@@ -118,6 +118,7 @@ def load_bundle(
     onnx_threads: int | None = None,
     max_pixels: int | None = None,
     exact_filter_max_candidates: int = 50_000,
+    search_threads: int | None = None,
 ) -> LoadedBundle:
     """Load and check the bundle directory PATH; raises BundleLoadError saying what is wrong.
 
@@ -142,7 +143,11 @@ def load_bundle(
     index = _read_index(path / fmt.INDEX, manifest)
     session = _open_model(path / fmt.MODEL, manifest, preprocessing, onnx_threads)
     searcher = Searcher(
-        index, vectors, images, exact_filter_max_candidates=exact_filter_max_candidates
+        index,
+        vectors,
+        images,
+        exact_filter_max_candidates=exact_filter_max_candidates,
+        threads=search_threads,
     )
     return LoadedBundle(
         path=path,

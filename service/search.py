@@ -74,6 +74,7 @@ class Searcher:
         images: ImageTable,
         *,
         exact_filter_max_candidates: int = 50_000,
+        threads: int | None = None,
     ) -> None:
         if index.ntotal != len(vectors) or index.ntotal != images.count:
             raise ValueError(
@@ -85,6 +86,7 @@ class Searcher:
         self._images = images
         self._dim = vectors.shape[1]
         self._exact_filter_max_candidates = exact_filter_max_candidates
+        self._threads = threads
         self._geo = LatitudeIndex(images.lat, images.lon)
         self._parameters = _parameters_factory(index)
 
@@ -99,7 +101,7 @@ class Searcher:
             total = self._index.ntotal
             fetch = max(_initial_fetch(queries[i], total) for i in unfiltered)
             matrix = np.stack([queries[i].vector for i in unfiltered])
-            _, ids = faiss_search(self._index, matrix, fetch, None)
+            _, ids = faiss_search(self._index, matrix, fetch, None, self._threads)
             for i, first_ids in zip(unfiltered, ids, strict=True):
                 results[i] = self._complete(queries[i], first_ids, fetch, total, None)
         for i, query in enumerate(queries):
@@ -129,7 +131,7 @@ class Searcher:
         parameters = self._parameters(selector)
         limit = len(candidates)
         fetch = _initial_fetch(query, limit)
-        _, ids = faiss_search(self._index, query.vector[None, :], fetch, parameters)
+        _, ids = faiss_search(self._index, query.vector[None, :], fetch, parameters, self._threads)
         return self._complete(query, ids[0], fetch, limit, parameters)
 
     def _complete(
@@ -148,7 +150,9 @@ class Searcher:
             if len(hits) >= query.k or exhausted:
                 return hits
             fetch = min(fetch * _GROWTH, limit)
-            _, found = faiss_search(self._index, query.vector[None, :], fetch, parameters)
+            _, found = faiss_search(
+                self._index, query.vector[None, :], fetch, parameters, self._threads
+            )
             ids = found[0]
 
     def _rank(self, query: SearchQuery, rows: np.ndarray) -> list[Neighbour]:
@@ -233,12 +237,17 @@ def faiss_search(
     queries: np.ndarray,
     k: int,
     parameters: faiss.SearchParameters | None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`index.search(queries, k, params=parameters)` through FAISS's C entry point.
+    """`index.search(queries, k, params=parameters)` through FAISS's C entry point, on at
+    most THREADS OpenMP threads (default: OpenMP's own, every core unless OMP_NUM_THREADS).
 
     Importing `faiss.contrib.torch_utils` (pytorch-metric-learning does) replaces the Python
     `Index.search` with one that has no `params`; this call does not depend on that wrapper.
     """
+    if threads is not None:
+        # OpenMP keeps this setting per calling thread, and requests run on worker threads.
+        faiss.omp_set_num_threads(threads)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     count = len(queries)
     distances = np.empty((count, k), dtype=np.float32)

@@ -36,7 +36,10 @@ class ServiceSettings(BaseSettings):
         None, ge=1, description="ONNX Runtime intra-op threads (default: every core)."
     )
     search_threads: int | None = Field(
-        None, ge=1, description="FAISS OpenMP threads (default: every core)."
+        1,
+        ge=1,
+        description="FAISS OpenMP threads per search; null: every core. Concurrent requests "
+        "already use the cores, and one thread each measured faster (docs/benchmarks.md).",
     )
     exact_filter_max_candidates: int = Field(
         50_000,

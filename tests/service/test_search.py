@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -184,3 +187,20 @@ def test_selector_search_works_after_faiss_torch_utils_replaced_index_search() -
     _, rows = faiss_search(index, vectors[:1], 3, faiss.SearchParameters(sel=selector))
     expected = allowed[np.argsort(-(vectors[allowed] @ vectors[0]), kind="stable")[:3]]
     assert rows[0].tolist() == expected.tolist()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to tell 1 thread apart")
+def test_search_threads_apply_in_the_thread_that_searches(service_data: ServiceData) -> None:
+    import faiss
+
+    bundle = load_bundle(service_data.bundle_path, search_threads=1)
+    seen: list[int] = []
+
+    def request_thread() -> None:
+        bundle.search([SearchQuery(bundle.vector(0), k=3)])
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=request_thread)
+    worker.start()
+    worker.join()
+    assert seen == [1]

@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert settings.max_pixels == 40_000_000
     assert settings.max_radius_m == 100_000
     assert settings.verify_hashes is True
-    assert settings.onnx_threads is None and settings.search_threads is None
+    assert settings.onnx_threads is None and settings.search_threads == 1
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
