@@ -28,6 +28,9 @@ from service.manifest import read_manifest
 DEFAULT_MODEL_SOURCE = Path("data/bundles")
 _CHUNK_ROWS = 100_000
 _IMAGES_PER_BUILDING = 5
+_BUILDINGS_PER_DISTRICT = 50
+_BUILDING_SPREAD = 1.0  # a building's noise around its district, relative to unit length
+_VIEW_SPREAD = 0.5  # a view's noise around its building: cosine between views about 0.8
 _CITY_CENTRE = (50.8798, 4.7005)
 
 
@@ -76,6 +79,55 @@ def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     return vectors
 
 
+def building_like_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    """(COUNT, DIM) unit vectors with the structure of building embeddings: districts of
+    buildings of 5 views each (the rows of `synthetic_images`). A building's direction is its
+    district's plus noise (neighbouring buildings share a style); a view is its building's
+    plus noise, two views of one building having a cosine of about 0.8."""
+    rng = np.random.default_rng(seed)
+    centres = _building_centres(_buildings(count), dim, rng)
+    return _views(centres, np.arange(count) // _IMAGES_PER_BUILDING, rng)
+
+
+def building_like_queries(
+    count: int, indexed: int, dim: int, seed: int, query_seed: int
+) -> np.ndarray:
+    """COUNT new views of buildings drawn at random from the city of
+    `building_like_vectors(INDEXED, DIM, SEED)`, as new photos of indexed buildings are."""
+    centres = _building_centres(_buildings(indexed), dim, np.random.default_rng(seed))
+    rng = np.random.default_rng(query_seed)
+    return _views(centres, rng.integers(0, len(centres), count), rng)
+
+
+def _buildings(images: int) -> int:
+    return -(-images // _IMAGES_PER_BUILDING)
+
+
+def _building_centres(buildings: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    districts = max(1, buildings // _BUILDINGS_PER_DISTRICT)
+    district = _unit(rng.standard_normal((districts, dim), dtype=np.float32))
+    noise = rng.standard_normal((buildings, dim), dtype=np.float32) / np.sqrt(dim)
+    return _unit(district[rng.integers(0, districts, buildings)] + _BUILDING_SPREAD * noise)
+
+
+def _views(centres: np.ndarray, building: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    vectors = np.empty((len(building), centres.shape[1]), dtype=np.float32)
+    for start in range(0, len(building), _CHUNK_ROWS):
+        rows = building[start : start + _CHUNK_ROWS]
+        noise = rng.standard_normal((len(rows), centres.shape[1]), dtype=np.float32)
+        vectors[start : start + len(rows)] = _unit(
+            centres[rows] + _VIEW_SPREAD * noise / np.sqrt(centres.shape[1])
+        )
+    return vectors
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+VECTOR_DATA = {"uniform": random_unit_vectors, "buildings": building_like_vectors}
+
+
 def synthetic_images(count: int, seed: int) -> pd.DataFrame:
     """An images.parquet table: buildings of 5 images each, scattered over ~6 x 6 km."""
     rng = np.random.default_rng(seed)
@@ -104,11 +156,12 @@ def publish_random_bundle(
     index: IndexConfig,
     seed: int,
     keep: int = 3,
+    data: str = "uniform",
 ) -> tuple[PublishedBundle, float]:
     """Publish a bundle of COUNT random vectors (SEED) with MODEL, keeping the KEEP newest
     bundles; also the seconds it took (index build, build-time recall, writing and hashing
-    the files)."""
-    vectors = random_unit_vectors(count, model.embedding_dim, seed)
+    the files). DATA: `uniform` directions, or `buildings` (`building_like_vectors`)."""
+    vectors = VECTOR_DATA[data](count, model.embedding_dim, seed)
     images = synthetic_images(count, seed)
     started = time.perf_counter()
     published = publish_bundle(
@@ -120,7 +173,7 @@ def publish_random_bundle(
         images=images,
         index_settings=index,
         model_info=model.info,
-        inputs={"benchmark": f"random unit vectors, seed {seed}"},
+        inputs={"benchmark": f"{data} random unit vectors, seed {seed}"},
         keep=keep,
     )
     return published, time.perf_counter() - started
