@@ -64,11 +64,14 @@ def _read_json(body: bytes, models: RequestModels) -> SimilarRequest:
     if not isinstance(document, dict):
         raise HTTPException(422, "request body must be a JSON object")
     batch = "queries" in document
+    # strict: JSON has types, so `"k": true` or `"k": "5"` is an error, not 1 or 5
     try:
         if batch:
-            queries: list[SearchParameters] = list(models.batch.model_validate(document).queries)
+            queries: list[SearchParameters] = list(
+                models.batch.model_validate(document, strict=True).queries
+            )
         else:
-            queries = [models.query.model_validate(document)]
+            queries = [models.query.model_validate(document, strict=True)]
     except ValidationError as error:
         raise HTTPException(422, describe_errors(error.errors())) from error
     return SimilarRequest(queries=queries, batch=batch)

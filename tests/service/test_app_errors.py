@@ -37,6 +37,18 @@ def _encoded(fmt: str, size: tuple[int, int] = (64, 48), **options: Any) -> byte
         ({"image_id": IMAGE_ID, "k": 0}, 422, "k: Input should be greater than or equal to 1"),
         ({"image_id": IMAGE_ID, "k": 101}, 422, "k: Input should be less than or equal to 100"),
         ({"image_id": IMAGE_ID, "k": 2.5}, 422, "k: Input should be a valid integer"),
+        ({"image_id": IMAGE_ID, "k": True}, 422, "k: Input should be a valid integer"),
+        ({"image_id": IMAGE_ID, "k": "5"}, 422, "k: Input should be a valid integer"),
+        (
+            {"image_id": IMAGE_ID, "group_by_building": "yes"},
+            422,
+            "group_by_building: Input should be a valid boolean",
+        ),
+        (
+            {"queries": [{"image_id": IMAGE_ID, "k": True}]},
+            422,
+            "queries.0.k: Input should be a valid integer",
+        ),
         ({"image_id": IMAGE_ID, "lat": 50.0}, 422, "go together: lon, radius_m missing"),
         ({"image_id": IMAGE_ID, "lat": 50, "lon": 4}, 422, "go together: radius_m missing"),
         (
