@@ -148,6 +148,7 @@ def load_bundle(
         images,
         exact_filter_max_candidates=exact_filter_max_candidates,
         threads=search_threads,
+        rerank=manifest.index.params.get("rerank", 1),
     )
     return LoadedBundle(
         path=path,

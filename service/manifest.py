@@ -101,6 +101,11 @@ def _parse_index(index: dict[str, Any], source: str) -> IndexInfo:
     params = index.get("params", {})
     if not isinstance(params, dict):
         raise BundleLoadError(f"{source}: index.params must be an object")
+    rerank = params.get("rerank", 1)
+    if type(rerank) is not int or rerank < 1:
+        raise BundleLoadError(
+            f"{source}: index.params.rerank must be an integer >= 1, got {rerank!r}"
+        )
     recall = index.get("recall_at_10")
     if recall is not None and not (isinstance(recall, int | float) and math.isfinite(recall)):
         raise BundleLoadError(f"{source}: index.recall_at_10 must be a number, got {recall!r}")

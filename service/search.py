@@ -75,6 +75,7 @@ class Searcher:
         *,
         exact_filter_max_candidates: int = 50_000,
         threads: int | None = None,
+        rerank: int = 1,
     ) -> None:
         if index.ntotal != len(vectors) or index.ntotal != images.count:
             raise ValueError(
@@ -87,6 +88,9 @@ class Searcher:
         self._dim = vectors.shape[1]
         self._exact_filter_max_candidates = exact_filter_max_candidates
         self._threads = threads
+        if rerank < 1:
+            raise ValueError(f"rerank must be at least 1, got {rerank}")
+        self._rerank = rerank
         self._geo = LatitudeIndex(images.lat, images.lon)
         self._parameters = _parameters_factory(index)
 
@@ -99,7 +103,7 @@ class Searcher:
         if unfiltered:
             # Every query without a geographic filter goes to FAISS in one call.
             total = self._index.ntotal
-            fetch = max(_initial_fetch(queries[i], total) for i in unfiltered)
+            fetch = max(_initial_fetch(queries[i], total, self._rerank) for i in unfiltered)
             matrix = np.stack([queries[i].vector for i in unfiltered])
             _, ids = faiss_search(self._index, matrix, fetch, None, self._threads)
             for i, first_ids in zip(unfiltered, ids, strict=True):
@@ -130,7 +134,7 @@ class Searcher:
         selector = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
         parameters = self._parameters(selector)
         limit = len(candidates)
-        fetch = _initial_fetch(query, limit)
+        fetch = _initial_fetch(query, limit, self._rerank)
         _, ids = faiss_search(self._index, query.vector[None, :], fetch, parameters, self._threads)
         return self._complete(query, ids[0], fetch, limit, parameters)
 
@@ -211,11 +215,15 @@ def row_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", vectors, query)
 
 
-def _initial_fetch(query: SearchQuery, limit: int) -> int:
+def _initial_fetch(query: SearchQuery, limit: int, rerank: int) -> int:
+    """How many hits to ask FAISS for first: k (more with grouping and exclusions), times
+    RERANK where the index's own scores are approximate (IVF-PQ) and exact re-scoring of a
+    wider candidate set recovers what compression lost."""
     fetch = query.k * (_GROUP_OVERFETCH if query.group_by_building else 1)
     fetch += len(query.exclude_rows)
     if query.exclude_building is not None:
         fetch += _BUILDING_OVERFETCH
+    fetch *= rerank
     return max(1, min(fetch, limit))
 
 

@@ -145,6 +145,7 @@ class IndexConfig(_Section):
     ivf_nprobe: PositiveInt = 32
     pq_m: PositiveInt = 16
     pq_nbits: Annotated[int, Field(ge=4, le=12)] = 8
+    ivf_rerank: Annotated[int, Field(ge=1, le=100)] = 10
     recall_queries: PositiveInt = 1000
 
 

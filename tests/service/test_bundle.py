@@ -163,6 +163,12 @@ def _index_files(path: Path) -> None:
         (_edit_manifest(embedding_dim=0), "embedding_dim must be at least 1"),
         (_edit_manifest(index={"type": "lsh", "metric": "inner_product"}), "index.type 'lsh'"),
         (_edit_manifest(index={"type": "flat", "metric": "l2"}), "metric must be 'inner_product'"),
+        (
+            _edit_manifest(
+                index={"type": "flat", "metric": "inner_product", "params": {"rerank": 0}}
+            ),
+            "index.params.rerank must be an integer >= 1, got 0",
+        ),
         (_edit_manifest(count=1499), "images.parquet has 1500 rows, manifest count is 1499"),
         (_index_files, "files does not list index.faiss"),
         (_flip_a_byte("index.faiss"), "index.faiss has SHA-256"),

@@ -161,6 +161,29 @@ def test_approximate_indexes_respect_filters_and_rank_exactly(
     assert np.mean(recalls) > 0.8
 
 
+def test_ivfpq_candidates_are_widened_by_the_bundle_s_rerank_factor(
+    service_data: ServiceData, tmp_path
+) -> None:
+    city = service_data.city
+    recalls = {}
+    for rerank in (1, 10):
+        path = write_bundle(
+            tmp_path / str(rerank),
+            model_path=service_data.model_path,
+            vectors=city.vectors,
+            images=city.images,
+            index_type="ivfpq",
+            index_params={"ivf_nlist": 8, "ivf_nprobe": 8, "pq_m": 2, "ivf_rerank": rerank},
+        )
+        bundle = load_bundle(path)
+        assert bundle.manifest.index.params["rerank"] == rerank
+        queries = [SearchQuery(bundle.vector(row), k=10) for row in range(0, 1500, 50)]
+        found = [{hit.row for hit in hits} for hits in bundle.search(queries)]
+        expected = [{row for row, _ in brute_force(bundle, query)} for query in queries]
+        recalls[rerank] = np.mean([len(f & e) / 10 for f, e in zip(found, expected, strict=True)])
+    assert recalls[1] < 0.9 and recalls[10] > recalls[1] + 0.1
+
+
 def test_a_malformed_query_is_refused(city_bundle: LoadedBundle) -> None:
     with pytest.raises(ValueError, match="shape"):
         city_bundle.search([SearchQuery(np.zeros(3, dtype=np.float32), k=1)])
