@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from serving_data import photo_like_jpeg
 
 from geotriplet_assets.core.backbone import BackboneSpec, load_torch_backbone
 from geotriplet_assets.core.embedder import Embedder, default_onnx_threads
@@ -33,21 +33,6 @@ from geotriplet_assets.core.onnx_backbone import OnnxBackbone, cached_onnx_path
 
 TARGET_RATIO = 0.85
 DEFAULT_CACHE = Path(__file__).resolve().parent / "results" / "onnx-cache"
-
-
-def photo_like_jpeg(path: Path, seed: int, size: int = 640) -> None:
-    """Smooth colour fields, sensor-like noise and hard-edged shapes, saved at quality 90."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (size // 36, size // 36, 3), dtype=np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
-    noisy = smooth.astype(np.int16) + rng.normal(0, 6, smooth.shape).astype(np.int16)
-    image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y, w, h = (int(v) for v in rng.integers(0, size * 3 // 4, 4))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        draw.rectangle((x, y, x + w // 3 + 4, y + h // 3 + 4), fill=colour)
-    image.save(path, "JPEG", quality=90)
 
 
 def images_per_second(count: int, run: Callable[[], object]) -> float:
@@ -104,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = [Path(folder) / f"{i:05d}.jpg" for i in range(args.images)]
         for seed, path in enumerate(paths):
-            photo_like_jpeg(path, seed)
+            path.write_bytes(photo_like_jpeg(seed))
         ids = [p.stem for p in paths]
         tensors = np.stack([decode_to_uint8(p, embedder.preprocessing) for p in paths])
         embedder.embed_batch(tensors[: args.batch_size])

@@ -184,8 +184,7 @@ def bundle_bytes(bundle_dir: Path) -> int:
 
 
 def photo_like_jpeg(seed: int, size: int = 640) -> bytes:
-    """Smooth colour fields, sensor-like noise and hard-edged shapes at JPEG quality 90
-    (bench_embedding's recipe, kept here so that no torch is imported)."""
+    """Smooth colour fields, sensor-like noise and hard-edged shapes at JPEG quality 90."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (size // 36, size // 36, 3), dtype=np.uint8)
     smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))

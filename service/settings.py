@@ -13,7 +13,10 @@ MIB = 1024 * 1024
 class ServiceSettings(BaseSettings):
     """Where bundles are, request limits, and how hard the service may use the CPU."""
 
-    model_config = SettingsConfigDict(env_prefix="GEOTRIPLET_SERVICE_", extra="forbid")
+    # `null` in the environment is None: "every core" for the thread settings
+    model_config = SettingsConfigDict(
+        env_prefix="GEOTRIPLET_SERVICE_", extra="forbid", env_parse_none_str="null"
+    )
 
     bundles_dir: Path = Field(
         Path("data/bundles"), description="Folder holding the bundles and the `current` pointer."
@@ -38,7 +41,8 @@ class ServiceSettings(BaseSettings):
     search_threads: int | None = Field(
         1,
         ge=1,
-        description="FAISS OpenMP threads per search; null: every core. Concurrent requests "
+        description="FAISS OpenMP threads per search; null (GEOTRIPLET_SERVICE_SEARCH_THREADS="
+        "null): every core. Concurrent requests "
         "already use the cores, and one thread each measured faster (docs/benchmarks.md).",
     )
     exact_filter_max_candidates: int = Field(

@@ -31,6 +31,13 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.onnx_threads == 2
 
 
+def test_null_in_the_environment_lets_faiss_use_every_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GEOTRIPLET_SERVICE_SEARCH_THREADS", "null")
+    assert ServiceSettings().search_threads is None
+
+
 def test_inconsistent_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOTRIPLET_SERVICE_DEFAULT_K", "20")
     monkeypatch.setenv("GEOTRIPLET_SERVICE_MAX_K", "10")
