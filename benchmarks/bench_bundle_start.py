@@ -34,10 +34,10 @@ from serving_data import (
     random_unit_vectors,
 )
 
-from geotriplet_assets.core import bundle_format as fmt
-from geotriplet_assets.core.config import IndexConfig
-from service.bundle import load_bundle
-from service.manifest import read_manifest
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.bundle.load import load_bundle
+from geotriplet_assets.bundle.manifest import read_manifest
 
 
 @dataclass(frozen=True)

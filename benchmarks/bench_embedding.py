@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from serving_data import photo_like_jpeg
 
-from geotriplet_assets.core.backbone import BackboneSpec, load_torch_backbone
-from geotriplet_assets.core.embedder import Embedder, default_onnx_threads
-from geotriplet_assets.core.image_decode import decode_to_uint8, normalise_pixels
-from geotriplet_assets.core.onnx_backbone import OnnxBackbone, cached_onnx_path
+from geotriplet_assets.features.backbone import BackboneSpec, load_torch_backbone
+from geotriplet_assets.features.embedder import Embedder, default_onnx_threads
+from geotriplet_assets.bundle.image_decode import decode_to_uint8, normalise_pixels
+from geotriplet_assets.bundle.onnx_model import OnnxModel
+from geotriplet_assets.features.onnx_export import cached_onnx_path
 
 TARGET_RATIO = 0.85
 DEFAULT_CACHE = Path(__file__).resolve().parent / "results" / "onnx-cache"
@@ -84,7 +85,7 @@ def main() -> None:
     onnx_path = cached_onnx_path(
         args.cache_dir, spec.model_name, embedder.weights_sha256, embedder.preprocessing
     )
-    all_cores = OnnxBackbone(onnx_path, cores)
+    all_cores = OnnxModel(onnx_path, cores)
 
     with tempfile.TemporaryDirectory() as folder:
         paths = [Path(folder) / f"{i:05d}.jpg" for i in range(args.images)]

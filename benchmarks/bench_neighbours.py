@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from geotriplet_assets.core.geo import unit_vectors
-from geotriplet_assets.core.neighbours import NeighbourGraph, brute_force_knn, exact_knn
+from geotriplet_assets.geodesy import unit_vectors
+from geotriplet_assets.geography.neighbours import NeighbourGraph, brute_force_knn, exact_knn
 
 CITY_CENTRES = [
     (51.51, -0.13),

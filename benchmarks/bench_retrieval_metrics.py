@@ -18,7 +18,7 @@ import tracemalloc
 
 import numpy as np
 
-from geotriplet_assets.core.retrieval_metrics import evaluate_retrieval
+from geotriplet_assets.evaluation.retrieval_metrics import evaluate_retrieval
 
 
 def synthetic_set(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, ...]:

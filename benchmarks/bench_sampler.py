@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from geotriplet_assets.core.geo import unit_vectors
-from geotriplet_assets.core.neighbours import exact_knn
-from geotriplet_assets.core.triplet_sampler import TripletSampler
-from geotriplet_assets.core.ucb_bandit import UCBBandit, triplet_rewards
+from geotriplet_assets.geodesy import unit_vectors
+from geotriplet_assets.geography.neighbours import exact_knn
+from geotriplet_assets.training.triplet_sampler import TripletSampler
+from geotriplet_assets.training.ucb_bandit import UCBBandit, triplet_rewards
 
 MARGIN = 0.3
 UPDATE_EVERY = 10

@@ -1,7 +1,7 @@
 """Search by vector: the index the config chooses against exact flat search, one query at a time.
 
 Publishes a bundle of N random unit vectors (the serving model's dimension) with
-`publish_bundle`, loads it with `service.bundle.load_bundle`, and times in process, interleaved
+`publish_bundle`, loads it with `geotriplet_assets.bundle.load.load_bundle`, and times in process, interleaved
 query by query on fresh random queries:
   index    LoadedBundle.search (what the service does: FAISS, exact re-scoring, metadata);
   exact    the same Searcher over an exact flat index of the same vectors: the baseline;
@@ -41,10 +41,10 @@ from serving_data import (
     random_unit_vectors,
 )
 
-from geotriplet_assets.core import bundle_format as fmt
-from geotriplet_assets.core.config import IndexConfig
-from service.bundle import LoadedBundle, load_bundle
-from service.search import Searcher, SearchQuery, configure_index
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
+from geotriplet_assets.bundle.search import Searcher, SearchQuery, configure_index
 
 TARGET_P50_MS = 2.0
 SWEEP = {"hnsw": ("ef_search", (32, 64, 128, 256, 512)), "ivfpq": ("nprobe", (8, 16, 32, 64, 128))}

@@ -43,9 +43,9 @@ from serving_data import (
     publish_random_bundle,
 )
 
-from geotriplet_assets.core import bundle_format as fmt
-from geotriplet_assets.core.config import IndexConfig
-from geotriplet_assets.core.image_decode import decode_bytes_to_uint8
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.bundle.image_decode import decode_bytes_to_uint8
 
 TARGET_RATIO = 1.3
 _PAUSE_BETWEEN_BLOCKS_S = 0.1

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from geotriplet_assets.core import bundle_format as fmt
-from geotriplet_assets.core.backbone import Preprocessing
-from geotriplet_assets.core.config import IndexConfig
-from geotriplet_assets.core.image_decode import DecodeLimits
-from geotriplet_assets.core.search_bundle import PublishedBundle, publish_bundle
-from service.manifest import read_manifest
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.bundle.preprocessing import Preprocessing
+from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.bundle.preprocessing import DecodeLimits
+from geotriplet_assets.serving.bundle_publish import PublishedBundle, publish_bundle
+from geotriplet_assets.bundle.manifest import read_manifest
 
 DEFAULT_MODEL_SOURCE = Path("data/bundles")
 _CHUNK_ROWS = 100_000

@@ -24,9 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 
-from geotriplet_assets.core.metadata import read_metadata_file
-from geotriplet_assets.core.retrieval_metrics import RetrievalMetrics, evaluate_retrieval
-from geotriplet_assets.core.synth import SynthConfig, generate_city
+from geotriplet_assets.catalogue.metadata import read_metadata_file
+from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics, evaluate_retrieval
+from geotriplet_assets.synth import SynthConfig, generate_city
 
 MODEL = "tf_efficientnet_lite0"
 PRETRAINED_RANGE = (0.40, 0.75)
@@ -69,8 +69,8 @@ def retrieval(
     cache_dir: Path,
 ) -> tuple[RetrievalMetrics, float]:
     # Imported here so the generator's spawned workers, which re-import this script, stay light.
-    from geotriplet_assets.core.backbone import BackboneSpec
-    from geotriplet_assets.core.embedder import Embedder
+    from geotriplet_assets.features.backbone import BackboneSpec
+    from geotriplet_assets.features.embedder import Embedder
 
     spec = BackboneSpec(model_name=MODEL, weights=weights, image_size=224, seed=0)
     embedder = Embedder.create(spec, cache_dir=cache_dir, num_workers=1)

@@ -18,7 +18,7 @@ ensure_demo_city() {
         return
     fi
     local input_dir
-    input_dir="$(python -c 'from geotriplet_assets.core.config import load_config; print(load_config().input_dir)')"
+    input_dir="$(python -c 'from geotriplet_assets.config import load_config; print(load_config().input_dir)')"
     if [[ -d "$input_dir" ]]; then
         return
     fi

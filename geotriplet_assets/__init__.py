@@ -1,0 +1,1 @@
+"""GeoTriplet: learn and search building-image similarity (docs/architecture.md)."""

@@ -1,4 +1,8 @@
-"""The GeoTriplet Dagster code location: `dagster dev -m geotriplet_assets.definitions`."""
+"""The GeoTriplet Dagster code location: `dagster dev -m geotriplet_assets.definitions`.
+
+Every asset and asset check defined in `geotriplet_assets.defs` is part of it; adding a stage
+module there adds its assets here.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,14 @@ import os
 
 import dagster as dg
 
-from geotriplet_assets import checks
-from geotriplet_assets.assets.catalog import image_catalog
-from geotriplet_assets.assets.embeddings import backbone_embeddings
-from geotriplet_assets.assets.geography import dataset_splits, geo_neighbours, targets
-from geotriplet_assets.assets.serving import retrieval_report, search_index, serving_model
-from geotriplet_assets.assets.training import hyperparameter_search, projection_head
-from geotriplet_assets.core.config import CONFIG_ENV_VAR
-from geotriplet_assets.executor import RUN_EXECUTOR
-from geotriplet_assets.resources import GeoTripletSettings
-from geotriplet_assets.sensors import dataset_partitions_sensor
+from geotriplet_assets import defs as stages
+from geotriplet_assets.config import CONFIG_ENV_VAR
+from geotriplet_assets.defs.executor import RUN_EXECUTOR
+from geotriplet_assets.defs.resources import GeoTripletSettings
+from geotriplet_assets.defs.sensors import dataset_partitions_sensor
 
-PRE_PARTITION_ASSETS = [image_catalog]
-PARTITIONED_ASSETS = [backbone_embeddings]
-POST_PARTITION_ASSETS = [
-    targets,
-    dataset_splits,
-    geo_neighbours,
-    hyperparameter_search,
-    projection_head,
-    serving_model,
-    search_index,
-    retrieval_report,
-]
-ALL_ASSETS = [*PRE_PARTITION_ASSETS, *PARTITIONED_ASSETS, *POST_PARTITION_ASSETS]
-ALL_CHECKS = dg.load_asset_checks_from_modules([checks])
+ALL_ASSETS = dg.load_assets_from_package_module(stages)
+ALL_CHECKS = dg.load_asset_checks_from_package_module(stages)
 
 
 def build_definitions(config_path: str | None = None) -> dg.Definitions:

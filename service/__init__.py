@@ -2,5 +2,5 @@
 
 Nothing here imports torch, timm, lightning or dagster: the service image installs only
 `service/requirements.txt`. The public Python API for computing results exactly as the
-service does is `service.bundle.load_bundle` and `LoadedBundle.search`.
+service does is `geotriplet_assets.bundle.load.load_bundle` and `LoadedBundle.search`.
 """

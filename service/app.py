@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from geotriplet_assets.bundle.load import load_bundle
 from service.body_limit import BodySizeLimitMiddleware
-from service.bundle import load_bundle
 from service.bundle_watcher import BundleWatcher
 from service.metrics import RequestMetricsMiddleware, ServiceMetrics
 from service.openapi import install_openapi

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from geotriplet_assets.core import bundle_format as fmt
-from service.bundle import LoadedBundle
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.bundle.load import LoadedBundle
 
 logger = logging.getLogger(__name__)
 

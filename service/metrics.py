@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.bundle import LoadedBundle
+from geotriplet_assets.bundle.load import LoadedBundle
 
 STAGES = ("decode", "embed", "search")
 # 0.25 ms to 10 s: a vector search is sub-millisecond, a large upload's decode ~1 s.

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.bundle import LoadedBundle
+from geotriplet_assets.bundle.errors import UnknownImageError
+from geotriplet_assets.bundle.load import LoadedBundle
 from service.bundle_watcher import BundleWatcher, LoadFailure
-from service.errors import UnknownImageError
 from service.metrics import CONTENT_TYPE
 from service.schemas import (
     BatchSimilarResponse,

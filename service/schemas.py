@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import ErrorDetails
 
-from service.search import GeoFilter
+from geotriplet_assets.bundle.search import GeoFilter
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 

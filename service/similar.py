@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 from fastapi import HTTPException
 
-from geotriplet_assets.core.image_decode import (
+from geotriplet_assets.bundle.errors import UnknownImageError
+from geotriplet_assets.bundle.image_decode import (
     NOT_AN_IMAGE,
     TOO_LARGE,
     ImageRejected,
 )
-from service.bundle import LoadedBundle, SearchQuery
-from service.errors import UnknownImageError
+from geotriplet_assets.bundle.load import LoadedBundle
+from geotriplet_assets.bundle.search import Neighbour, SearchQuery
 from service.metrics import ServiceMetrics
 from service.schemas import (
     BatchSimilarResponse,
@@ -21,7 +22,6 @@ from service.schemas import (
     SearchParameters,
     SimilarResponse,
 )
-from service.search import Neighbour
 from service.similar_request import SimilarRequest
 
 # ImageRejected reasons that are not "unprocessable" (422).

@@ -8,7 +8,9 @@ import pytest
 # Tests never reach a model hub: a missing local weight must fail at once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.tiny_city import TinyCityPipeline, run_tiny_city_pipeline
+from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
+from tests.factories.service_app import ServiceData, make_service_data
+from tests.factories.tiny_city import TinyCityPipeline, run_tiny_city_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,19 @@ def tiny_city_bundle(
     copy = tmp_path_factory.mktemp("tiny_city_bundles") / "bundles"
     shutil.copytree(tiny_city_pipeline.layout.bundles_dir, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def service_data(tmp_path_factory: pytest.TempPathFactory) -> ServiceData:
+    """A tiny ONNX model and a synthetic city published as a bundle (bundle and service tests)."""
+    return make_service_data(tmp_path_factory.mktemp("service"))
+
+
+@pytest.fixture(scope="session")
+def city_bundle(service_data: ServiceData) -> LoadedBundle:
+    return load_bundle(service_data.bundle_path)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_city_pipeline: TinyCityPipeline) -> TinyCityPipeline:
+    return tiny_city_pipeline

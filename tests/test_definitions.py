@@ -1,7 +1,7 @@
 import dagster as dg
 
 from geotriplet_assets.definitions import ALL_ASSETS, build_definitions
-from geotriplet_assets.partitions import DATASET_PARTITIONS
+from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
 
 
 def test_the_code_location_loads_with_every_asset_check_and_resource() -> None:

@@ -30,8 +30,8 @@ MATERIALISE_TIMEOUT_S = float(os.environ.get("GEOTRIPLET_E2E_MATERIALISE_TIMEOUT
 CHOOSE_QUERY_IMAGE = """
 import base64, json
 import pandas as pd
-from geotriplet_assets.core.artefacts import ArtefactLayout
-from geotriplet_assets.core.config import load_config
+from geotriplet_assets.paths import ArtefactLayout
+from geotriplet_assets.config import load_config
 config = load_config()
 images = pd.read_parquet(ArtefactLayout(config.data_root).catalog_dir / "images.parquet")
 views = images.groupby(["dataset_id", "target_id"])["image_id"].transform("size")

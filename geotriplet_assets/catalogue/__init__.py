@@ -1,0 +1,1 @@
+"""Stage 1: the `.txt` metadata of each photo, parsed into the image catalogue."""

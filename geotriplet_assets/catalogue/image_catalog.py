@@ -1,0 +1,245 @@
+"""Catalogue of images and their metadata under an input folder, with every rejection."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from geotriplet_assets.catalogue.metadata import (
+    LONG_D_FIELDS,
+    MetadataError,
+    Reason,
+    read_metadata_file,
+)
+from geotriplet_assets.paths import atomic_path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+METADATA_EXTENSION = ".txt"
+IMAGES_FILE = "images.parquet"
+REJECTIONS_FILE = "rejections.parquet"
+
+IMAGE_MISSING = "image_missing"
+DUPLICATE_IMAGE_ID = "duplicate_image_id"
+METADATA_MISSING = "metadata_missing"
+
+_EXTRA_FLOAT_FIELDS = tuple(name for name in LONG_D_FIELDS[4:] if name not in ("lat", "lon"))
+IMAGE_DTYPES: dict[str, str] = {
+    "image_id": "str",
+    "path": "str",
+    "metadata_path": "str",
+    "dataset_id": "int64",
+    "target_id": "int64",
+    "patch_id": "int64",
+    "lat": "float64",
+    "lon": "float64",
+    "form": "str",
+    "street_view_id": "Int64",
+    **dict.fromkeys(_EXTRA_FLOAT_FIELDS, "float64"),
+    "file_size": "int64",
+    "mtime_ns": "int64",
+}
+REJECTION_DTYPES: dict[str, str] = {
+    "file": "str",
+    "line": "int64",
+    "reason": "str",
+    "detail": "str",
+}
+
+
+class EmptyCatalogError(ValueError):
+    """The input folder yields no usable image."""
+
+
+@dataclass
+class Catalog:
+    """Accepted images (one row each) and rejected files (one row per problem)."""
+
+    images: pd.DataFrame
+    rejections: pd.DataFrame
+
+
+@dataclass
+class _Stem:
+    """Files in one folder that share a name without extension."""
+
+    metadata: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+def _scan(root: str) -> tuple[dict[str, _Stem], list[dict[str, Any]]]:
+    """Group metadata and image files by relative stem; report unreadable folders."""
+    stems: dict[str, _Stem] = defaultdict(_Stem)
+    rejections: list[dict[str, Any]] = []
+
+    def on_error(error: OSError) -> None:
+        relative = os.path.relpath(error.filename, root).replace(os.sep, "/")
+        rejections.append(
+            _rejection(relative, 0, Reason.UNREADABLE_FILE, f"cannot list folder: {error}")
+        )
+
+    for folder, _, names in os.walk(root, onerror=on_error):
+        relative_folder = os.path.relpath(folder, root)
+        prefix = "" if relative_folder == "." else relative_folder.replace(os.sep, "/") + "/"
+        for name in names:
+            stem, extension = os.path.splitext(name)
+            extension = extension.lower()
+            if extension == METADATA_EXTENSION:
+                stems[prefix + stem].metadata.append(prefix + name)
+            elif extension in IMAGE_EXTENSIONS:
+                stems[prefix + stem].images.append(prefix + name)
+    return stems, rejections
+
+
+def _rejection(file: str, line: int, reason: str, detail: str) -> dict[str, Any]:
+    return {"file": file, "line": line, "reason": str(reason), "detail": detail}
+
+
+def _accepted_row(root: str, image_id: str, image: str, metadata_path: str) -> dict[str, Any]:
+    """Catalogue row for one image; raises MetadataError or OSError."""
+    metadata = read_metadata_file(os.path.join(root, metadata_path))
+    stat = os.stat(os.path.join(root, image))
+    row: dict[str, Any] = {
+        "image_id": image_id,
+        "path": image,
+        "metadata_path": metadata_path,
+        "form": metadata.form,
+        "file_size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+    for name in LONG_D_FIELDS:
+        row[name] = getattr(metadata, name)
+    return row
+
+
+def _catalog_stem(
+    root: str, image_id: str, group: _Stem
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The accepted row (or None) and the rejections for one image id."""
+    if not group.metadata:
+        return None, [
+            _rejection(image, 0, METADATA_MISSING, f"no {image_id}.txt beside {image}")
+            for image in group.images
+        ]
+    if not group.images:
+        wanted = "/".join(IMAGE_EXTENSIONS)
+        return None, [
+            _rejection(path, 0, IMAGE_MISSING, f"no {wanted} image beside {path}")
+            for path in group.metadata
+        ]
+    if len(group.images) > 1 or len(group.metadata) > 1:
+        files = ", ".join(sorted(group.metadata + group.images))
+        detail = f"image id {image_id!r} is claimed by several files: {files}"
+        return None, [_rejection(min(group.metadata), 0, DUPLICATE_IMAGE_ID, detail)]
+    image, metadata_path = group.images[0], group.metadata[0]
+    try:
+        return _accepted_row(root, image_id, image, metadata_path), []
+    except MetadataError as error:
+        return None, [_rejection(metadata_path, error.line, error.reason, error.detail)]
+    except OSError as error:
+        detail = f"cannot stat image: {error}"
+        return None, [_rejection(image, 0, Reason.UNREADABLE_FILE, detail)]
+
+
+def build_catalog(input_dir: Path) -> Catalog:
+    """Pair every image with its `.txt` metadata under input_dir, recursively."""
+    input_dir = Path(input_dir)
+    if not input_dir.exists():
+        raise EmptyCatalogError(f"input folder {input_dir} does not exist")
+    if not input_dir.is_dir():
+        raise EmptyCatalogError(f"input path {input_dir} is not a directory")
+    root = os.fspath(input_dir)
+    stems, rejections = _scan(root)
+    rows: list[dict[str, Any]] = []
+    for image_id in sorted(stems):
+        row, problems = _catalog_stem(root, image_id, stems[image_id])
+        if row is not None:
+            rows.append(row)
+        rejections.extend(problems)
+    catalog = Catalog(images=_images_frame(rows), rejections=_rejections_frame(rejections))
+    if catalog.images.empty:
+        metadata_count = sum(len(group.metadata) for group in stems.values())
+        raise EmptyCatalogError(_empty_reason(input_dir, metadata_count, catalog.rejections))
+    return catalog
+
+
+def _empty_reason(input_dir: Path, metadata_count: int, rejections: pd.DataFrame) -> str:
+    if metadata_count == 0:
+        images = int((rejections["reason"] == METADATA_MISSING).sum())
+        return f"no .txt metadata files found under {input_dir} ({images} image files found)"
+    by_reason = ", ".join(
+        f"{reason}={count}" for reason, count in sorted(Counter(rejections["reason"]).items())
+    )
+    return (
+        f"{metadata_count} .txt metadata files found under {input_dir} but every image was "
+        f"rejected ({len(rejections)} rejections: {by_reason})"
+    )
+
+
+def _images_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = {
+        name: pd.array([row[name] for row in rows], dtype=dtype)
+        for name, dtype in IMAGE_DTYPES.items()
+    }
+    frame = pd.DataFrame(columns)
+    return frame.sort_values("image_id", kind="stable", ignore_index=True)
+
+
+def _rejections_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(REJECTION_DTYPES)).astype(REJECTION_DTYPES)
+    return frame.sort_values(["file", "line"], kind="stable", ignore_index=True)
+
+
+def catalog_counts(catalog: Catalog) -> dict[str, Any]:
+    """Summary figures: images, targets, datasets, rejections by reason, images by dataset."""
+    images = catalog.images
+    by_dataset = images["dataset_id"].value_counts().sort_index()
+    by_reason = catalog.rejections["reason"].value_counts().sort_index()
+    return {
+        "images": len(images),
+        "targets": len(images[["dataset_id", "target_id"]].drop_duplicates()),
+        "datasets": int(images["dataset_id"].nunique()),
+        "rejections_by_reason": {str(k): int(v) for k, v in by_reason.items()},
+        "images_by_dataset": {int(k): int(v) for k, v in by_dataset.items()},
+    }
+
+
+def write_catalog(catalog: Catalog, directory: Path) -> None:
+    """Write images.parquet and rejections.parquet into DIRECTORY.
+
+    Both are written in full under temporary names before either is renamed into place,
+    so a failure leaves the previous pair untouched.
+    """
+    directory = Path(directory)
+    with (
+        atomic_path(directory / IMAGES_FILE) as images_file,
+        atomic_path(directory / REJECTIONS_FILE) as rejections_file,
+    ):
+        catalog.images.to_parquet(images_file, engine="pyarrow", index=False)
+        catalog.rejections.to_parquet(rejections_file, engine="pyarrow", index=False)
+
+
+def _read_frame(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"catalogue file {path} not found; materialise the image_catalog asset first"
+        )
+    frame = pd.read_parquet(path, engine="pyarrow")
+    if list(frame.columns) != list(dtypes):
+        raise ValueError(
+            f"catalogue file {path} has columns {list(frame.columns)}, expected {list(dtypes)}"
+        )
+    return frame.astype(dtypes)
+
+
+def read_catalog(directory: Path) -> Catalog:
+    """Load a catalogue written by write_catalog, with the same columns and dtypes."""
+    directory = Path(directory)
+    return Catalog(
+        images=_read_frame(directory / IMAGES_FILE, IMAGE_DTYPES),
+        rejections=_read_frame(directory / REJECTIONS_FILE, REJECTION_DTYPES),
+    )

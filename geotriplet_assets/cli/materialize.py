@@ -1,0 +1,107 @@
+"""`geotriplet materialize`: every asset through Dagster, in-process, with a progress display,
+then a summary of where each artefact is and the figures of the head and the bundle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+from geotriplet_assets.cli.console import console, progress_display
+from geotriplet_assets.cli.staged_runs import (
+    MaterializationFailed,
+    RunRecord,
+    local_instance,
+    materialize_all,
+)
+from geotriplet_assets.config import GeoTripletConfig
+from geotriplet_assets.defs.progress import progress_sink
+from geotriplet_assets.paths import ArtefactLayout
+
+
+def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
+    # Lightning sets its logger to INFO on import; its tips would break up the progress display
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if not config.input_dir.is_dir():
+        console.print(
+            f"[red]input folder {config.input_dir} does not exist[/red]: point data.input_dir "
+            "at your images, or run `geotriplet synth` to generate the demo city"
+        )
+        return 1
+    instance = local_instance(config)
+    started = time.monotonic()
+    with progress_display() as progress:
+        stages = progress.add_task("materialising", total=3)
+        detail: dict[str, int] = {}
+
+        def on_stage(label: str, index: int, total: int) -> None:
+            progress.update(stages, description=label, completed=index, total=total)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in detail:
+                detail[stage] = progress.add_task(stage, total=total)
+            progress.update(detail[stage], completed=done, total=total)
+
+        try:
+            with progress_sink(on_progress):
+                records = materialize_all(args.config_path, instance, on_stage)
+        except MaterializationFailed as exc:
+            progress.stop()
+            console.print(f"[red]materialisation failed:[/red] {exc}")
+            return 1
+    _print_summary(config, records, time.monotonic() - started)
+    return 0
+
+
+def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: float) -> None:
+    layout = ArtefactLayout(config.data_root)
+    metadata: dict[str, dict[str, object]] = {}
+    for record in records:
+        for asset, values in record.metadata.items():
+            metadata.setdefault(asset, {}).update(values)
+    catalog = metadata.get("image_catalog", {})
+    splits = metadata.get("dataset_splits", {})
+    console.print(f"[green]materialised {len(records)} runs in {seconds:.1f} s[/green]")
+    for record in records:
+        console.print(f"  run {record.run_id[:8]} {record.label}: {record.seconds:.1f} s")
+    console.print(
+        f"  catalogue: {catalog.get('images')} images, {catalog.get('targets')} targets, "
+        f"{catalog.get('rejected_files')} rejected files -> {layout.catalog_dir}"
+    )
+    console.print(f"  embeddings: {layout.embeddings_dir(config.model.backbone)}")
+    console.print(f"  targets: {layout.targets_path}")
+    console.print(
+        f"  splits: train {splits.get('train_targets')}, val {splits.get('val_targets')}, "
+        f"test {splits.get('test_targets')}, excluded {splits.get('excluded_targets')} "
+        f"-> {layout.splits_path}"
+    )
+    console.print(f"  neighbours: {layout.neighbours_path}")
+    head = metadata.get("projection_head", {})
+    if head:
+        console.print(
+            f"  projection head: test recall@1 {head['test_recall_at_1']:.3f} "
+            f"(raw backbone {head['backbone_test_recall_at_1']:.3f}), "
+            f"mAP@R {head['test_map_at_r']:.3f}, "
+            f"median error {head['test_median_error_m']:.0f} m, "
+            f"best epoch {head['best_epoch']} after {head['seconds_to_best']:.0f} s "
+            f"-> {head['head_path']}"
+        )
+    bundle = metadata.get("search_index", {})
+    if bundle:
+        console.print(
+            f"  search bundle {bundle['bundle_version']}: {bundle['vectors']} vectors, "
+            f"{bundle['index_type']} index "
+            f"(recall@10 vs exact {bundle['recall_at_10_vs_exact']:.3f}) -> {layout.bundles_dir}"
+        )
+    report = metadata.get("retrieval_report", {})
+    if report:
+        console.print(
+            f"  through the bundle: test recall@1 {report['recall_at_1']:.3f}, "
+            f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "
+            f"over {report['queries']} queries -> {layout.retrieval_report_path}"
+        )
+    console.print(
+        f"  Dagster runs are recorded in {os.environ.get('DAGSTER_HOME')}; browse them with "
+        "`make ui`"
+    )

@@ -1,1 +1,0 @@
-"""Training of the triplet projection head on precomputed backbone embeddings."""

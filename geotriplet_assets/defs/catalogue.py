@@ -1,0 +1,81 @@
+"""The image catalogue: every image with its metadata, and every rejected file with its reason."""
+
+import dagster as dg
+
+from geotriplet_assets.catalogue.image_catalog import (
+    build_catalog,
+    catalog_counts,
+    read_catalog,
+    write_catalog,
+)
+from geotriplet_assets.defs.metadata import counts_table, figure_markdown, preview_table
+from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
+from geotriplet_assets.defs.plots import region_maps
+from geotriplet_assets.defs.resources import GeoTripletSettings
+from geotriplet_assets.paths import dataset_partition_key
+
+REJECTION_WARNING_FRACTION = 0.05
+_PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "lon", "form"]
+
+
+@dg.asset(
+    group_name="catalogue",
+    kinds={"python", "parquet"},
+    description=(
+        "Every image under the input folder with its parsed `.txt` metadata (long 17-number "
+        "`d` line, optional `a` line, or the short `d` + `c` form). Rejected files are kept in "
+        "a rejection table with file, line and reason. Registers one `dataset_id` partition "
+        "per DatasetID found."
+    ),
+)
+def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
+    config = settings.config
+    layout = settings.layout
+    catalog = build_catalog(config.input_dir)
+    write_catalog(catalog, layout.catalog_dir)
+
+    keys = sorted({dataset_partition_key(i) for i in catalog.images["dataset_id"].unique()})
+    known = set(context.instance.get_dynamic_partitions(DATASET_PARTITIONS.name))
+    new_keys = [key for key in keys if key not in known]
+    if new_keys:
+        context.instance.add_dynamic_partitions(DATASET_PARTITIONS.name, new_keys)
+    context.log.info(f"dataset partitions: {keys} ({len(new_keys)} new)")
+
+    counts = catalog_counts(catalog)
+    rejections = catalog.rejections
+    return dg.MaterializeResult(
+        metadata={
+            "input_dir": dg.MetadataValue.path(str(config.input_dir)),
+            "path": dg.MetadataValue.path(str(layout.catalog_dir)),
+            "images": counts["images"],
+            "targets": counts["targets"],
+            "datasets": counts["datasets"],
+            "rejected_files": len(rejections),
+            "rejections_by_reason": counts_table(counts["rejections_by_reason"], "reason"),
+            "images_by_dataset": counts_table(
+                {dataset_partition_key(k): v for k, v in counts["images_by_dataset"].items()},
+                "dataset_id",
+            ),
+            "dagster/row_count": counts["images"],
+            "preview": preview_table(catalog.images[_PREVIEW_COLUMNS]),
+            "rejection_preview": preview_table(rejections, rows=20),
+            "map": figure_markdown(region_maps(catalog.images, title="catalogued images"), "map"),
+            "partitions_added": dg.MetadataValue.json(new_keys),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=image_catalog,
+    description=f"Warns when more than {REJECTION_WARNING_FRACTION:.0%} of metadata files "
+    "were rejected (the run still succeeds: rejections are reported, not fatal).",
+)
+def few_rejected_metadata_files(settings: GeoTripletSettings) -> dg.AssetCheckResult:
+    catalog = read_catalog(settings.layout.catalog_dir)
+    rejected, accepted = len(catalog.rejections), len(catalog.images)
+    fraction = rejected / max(rejected + accepted, 1)
+    return dg.AssetCheckResult(
+        passed=fraction <= REJECTION_WARNING_FRACTION,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected": rejected, "accepted": accepted, "fraction": round(fraction, 4)},
+    )

@@ -1,0 +1,281 @@
+"""Backbone embeddings: one HDF5 shard per DatasetID partition, and the checks that guard them."""
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from geotriplet_assets.bundle.preprocessing import DecodeLimits
+from geotriplet_assets.catalogue.image_catalog import read_catalog
+from geotriplet_assets.config import GeoTripletConfig
+from geotriplet_assets.defs.catalogue import image_catalog
+from geotriplet_assets.defs.metadata import counts_table, file_size
+from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
+from geotriplet_assets.defs.progress import report_progress
+from geotriplet_assets.defs.resources import GeoTripletSettings
+from geotriplet_assets.features.backbone import BackboneSpec
+from geotriplet_assets.features.embedder import Embedder
+from geotriplet_assets.features.embedding_store import (
+    EmbeddingShard,
+    read_embedding_shard,
+    read_shard_attrs,
+    write_embedding_shard,
+)
+from geotriplet_assets.features.fingerprint import images_fingerprint
+from geotriplet_assets.stage_settings import backbone_spec, decode_limits
+
+PROGRESS_LOG_INTERVAL_S = 10.0
+
+
+@functools.lru_cache(maxsize=2)
+def _load_embedder(
+    spec: BackboneSpec,
+    engine: str,
+    device: str,
+    cache_dir: Path,
+    batch_size: int,
+    num_workers: int,
+    limits: DecodeLimits,
+) -> Embedder:
+    """Partitions materialised in one process (the CLI) share one loaded model."""
+    return Embedder.create(
+        spec,
+        engine=engine,
+        device=device,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        limits=limits,
+    )
+
+
+def create_embedder(config: GeoTripletConfig, cache_dir: Path) -> Embedder:
+    embedder = _load_embedder(
+        backbone_spec(config),
+        config.embedding.engine,
+        config.embedding.device,
+        cache_dir,
+        config.embedding.batch_size,
+        config.embedding.num_workers,
+        decode_limits(config),
+    )
+    expected_dim = config.model.backbone_output_size
+    if expected_dim is not None and expected_dim != embedder.dim:
+        raise dg.Failure(
+            f"model.backbone_output_size is {expected_dim} but {config.model.backbone} "
+            f"produces {embedder.dim}-d features; fix or remove the key"
+        )
+    return embedder
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """A partition's shard as this materialisation left it."""
+
+    path: Path
+    embeddings: np.ndarray
+    rejections: pd.DataFrame
+    seconds: float
+    engine: str
+    device: str
+    reused: bool
+
+
+def _partition_images(settings: GeoTripletSettings, partition: str) -> pd.DataFrame:
+    catalog = read_catalog(settings.layout.catalog_dir)
+    images = catalog.images[catalog.images["dataset_id"] == int(partition)]
+    if images.empty:
+        raise dg.Failure(
+            f"DatasetID {partition} has no catalogued images: its files were removed or all "
+            "rejected; materialise image_catalog again"
+        )
+    return images
+
+
+def _progress_logger(context: dg.AssetExecutionContext, partition: str):
+    """Progress to the CLI's bars on every batch, and to the run log every few seconds."""
+    last_logged = time.monotonic()
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal last_logged
+        report_progress(f"embeddings {partition}", done, total)
+        now = time.monotonic()
+        if now - last_logged > PROGRESS_LOG_INTERVAL_S or done == total:
+            last_logged = now
+            context.log.info(f"embedded {done}/{total} images of DatasetID {partition}")
+
+    return on_progress
+
+
+def _embed_shard(
+    context: dg.AssetExecutionContext,
+    embedder: Embedder,
+    images: pd.DataFrame,
+    config: GeoTripletConfig,
+    path: Path,
+    attrs: dict[str, str | int],
+) -> _Shard:
+    paths = [config.input_dir / relative for relative in images["path"]]
+    run = embedder.embed_paths(
+        paths,
+        list(images["image_id"]),
+        progress=_progress_logger(context, context.partition_key),
+    )
+    write_embedding_shard(
+        path,
+        embeddings=run.embeddings,
+        image_ids=run.image_ids,
+        rejections=run.rejections,
+        attrs={
+            **attrs,
+            "weights_source": config.model.backbone_weights,
+            "engine": run.engine,
+            "device": run.device,
+        },
+    )
+    context.log.info(f"wrote {path}: {len(run.image_ids)} of {len(images)} images embedded")
+    return _Shard(path, run.embeddings, run.rejections, run.seconds, run.engine, run.device, False)
+
+
+def _reused_shard(context: dg.AssetExecutionContext, path: Path, fingerprint: str) -> _Shard:
+    context.log.info(f"{path} is up to date (fingerprint {fingerprint[:12]}); reused")
+    shard = read_embedding_shard(path)
+    assert shard.embeddings is not None
+    engine = str(shard.attrs.get("engine"))
+    return _Shard(path, shard.embeddings, shard.rejections, 0.0, engine, "reused", True)
+
+
+@dg.asset(
+    partitions_def=DATASET_PARTITIONS,
+    deps=[image_catalog],
+    group_name="features",
+    kinds={"pytorch", "onnx", "hdf5"},
+    description=(
+        "Precomputed timm backbone embeddings of one DatasetID (one HDF5 shard per partition, "
+        "written to a temporary file and renamed when complete). Undecodable, truncated, "
+        "non-image, too-small and over-large images are rejected with their reason. A shard "
+        "whose images, model, weights and preprocessing are unchanged is reused."
+    ),
+)
+def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
+    config = settings.config
+    partition = context.partition_key
+    dataset_id = int(partition)
+    images = _partition_images(settings, partition)
+    embedder = create_embedder(config, settings.layout.model_cache_dir)
+    identity = {
+        "model_name": embedder.model_name,
+        "weights_sha256": embedder.weights_sha256,
+        "preprocessing": embedder.preprocessing.to_json(),
+        "min_side": config.embedding.min_side,
+        "max_pixels": config.embedding.max_pixels,
+    }
+    fingerprint = images_fingerprint(images, identity)
+    path = settings.layout.embedding_shard(embedder.model_name, dataset_id)
+    if path.is_file() and read_shard_attrs(path).get("fingerprint") == fingerprint:
+        shard = _reused_shard(context, path, fingerprint)
+    else:
+        attrs = {**identity, "dataset_id": dataset_id, "fingerprint": fingerprint}
+        shard = _embed_shard(context, embedder, images, config, path, attrs)
+    return dg.MaterializeResult(
+        metadata=_shard_metadata(shard, images, embedder, partition, fingerprint)
+    )
+
+
+def _shard_metadata(
+    shard: _Shard, images: pd.DataFrame, embedder: Embedder, partition: str, fingerprint: str
+) -> dict[str, object]:
+    embeddings, rejections = shard.embeddings, shard.rejections
+    norms = np.linalg.norm(embeddings, axis=1) if len(embeddings) else np.zeros(0)
+    reasons = rejections["reason"].value_counts().to_dict() if len(rejections) else {}
+    return {
+        "path": dg.MetadataValue.path(str(shard.path)),
+        "dataset_id": partition,
+        "images": len(images),
+        "embedded": len(embeddings),
+        "rejected": len(rejections),
+        "rejections_by_reason": counts_table(
+            {str(k): int(v) for k, v in reasons.items()}, "reason"
+        ),
+        "dim": embedder.dim,
+        "model": embedder.model_name,
+        "weights_sha256": embedder.weights_sha256,
+        "engine": shard.engine,
+        "device": shard.device,
+        "seconds": round(shard.seconds, 2),
+        "images_per_s": round(len(images) / shard.seconds, 1) if shard.seconds > 0 else 0.0,
+        "reused": shard.reused,
+        "fingerprint": fingerprint,
+        "size_bytes": file_size(shard.path),
+        "mean_norm": float(norms.mean()) if len(norms) else 0.0,
+        "dagster/row_count": len(embeddings),
+    }
+
+
+def _partition_shard(
+    context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
+) -> tuple[int, EmbeddingShard]:
+    dataset_id = int(context.op_execution_context.partition_key)
+    path = settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
+    return dataset_id, read_embedding_shard(path)
+
+
+@dg.asset_check(
+    asset=backbone_embeddings,
+    blocking=True,
+    description="Every embedding is finite and has a non-zero norm (no zero-filled failures).",
+)
+def embeddings_finite_and_nonzero(
+    context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
+) -> dg.AssetCheckResult:
+    dataset_id, shard = _partition_shard(context, settings)
+    embeddings = shard.embeddings
+    assert embeddings is not None
+    non_finite = int((~np.isfinite(embeddings)).any(axis=1).sum())
+    norms = np.linalg.norm(np.nan_to_num(embeddings), axis=1)
+    zero = int((norms < 1e-6).sum())
+    return dg.AssetCheckResult(
+        passed=non_finite == 0 and zero == 0 and len(embeddings) > 0,
+        metadata={
+            "dataset_id": dataset_id,
+            "rows": len(embeddings),
+            "non_finite_rows": non_finite,
+            "zero_rows": zero,
+            "min_norm": float(norms.min()) if len(norms) else 0.0,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=backbone_embeddings,
+    blocking=True,
+    description="Every catalogued image of the partition is either embedded or rejected with "
+    "a reason, never both, and nothing else is in the shard.",
+)
+def every_image_accounted_for(
+    context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
+) -> dg.AssetCheckResult:
+    dataset_id, shard = _partition_shard(context, settings)
+    catalog = read_catalog(settings.layout.catalog_dir)
+    expected = set(catalog.images.loc[catalog.images["dataset_id"] == dataset_id, "image_id"])
+    embedded = set(shard.image_ids)
+    rejected = set(shard.rejections["image_id"])
+    missing = expected - embedded - rejected
+    both = embedded & rejected
+    unexpected = (embedded | rejected) - expected
+    return dg.AssetCheckResult(
+        passed=not (missing or both or unexpected),
+        metadata={
+            "catalogued": len(expected),
+            "embedded": len(embedded),
+            "rejected": len(rejected),
+            "missing": len(missing),
+            "embedded_and_rejected": len(both),
+            "not_in_catalogue": len(unexpected),
+            "examples": dg.MetadataValue.json(sorted(missing | both | unexpected)[:10]),
+        },
+    )

@@ -1,0 +1,178 @@
+"""Leave-one-out retrieval metrics: recall@k, mAP@R and top-1 localisation error.
+
+Every image with at least one other image of its label queries all other images
+of the set by cosine similarity. Images whose label is unique stay in the gallery
+as distractors but ask no query. Equal similarities rank the lower gallery index
+first, so results do not depend on chunking or on the order numpy happens to pick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from geotriplet_assets.geodesy import great_circle_m, validate_latlon
+
+DEFAULT_KS = (1, 5, 10, 20)
+BYTES_PER_SIMILARITY = 16
+"""Peak bytes per query x gallery similarity: the float32 block and its temporaries."""
+BYTES_PER_RANKED = 48
+"""Peak bytes per query x ranked neighbour: indices, scores, relevance and precisions."""
+
+
+class RetrievalInputError(ValueError):
+    """Embeddings, labels, coordinates or settings that cannot be evaluated."""
+
+
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    """Retrieval quality of one set of embeddings; NaN everywhere when queries is 0."""
+
+    recall_at: dict[int, float]
+    map_at_r: float
+    median_error_m: float
+    p90_error_m: float
+    queries: int
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        """Flat metrics, e.g. {"val/recall@1": .., "val/map@r": ..} for prefix "val/"."""
+        flat = {f"{prefix}recall@{k}": value for k, value in sorted(self.recall_at.items())}
+        flat[f"{prefix}map@r"] = self.map_at_r
+        flat[f"{prefix}median_error_m"] = self.median_error_m
+        flat[f"{prefix}p90_error_m"] = self.p90_error_m
+        flat[f"{prefix}queries"] = float(self.queries)
+        return flat
+
+
+def evaluate_retrieval(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    memory_budget_bytes: int = 1 << 30,
+    normalize: bool = True,
+) -> RetrievalMetrics:
+    """Leave-one-out retrieval metrics of (N, D) embeddings labelled by target.
+
+    A neighbour is relevant when it has the query's label. Queries are processed in
+    chunks whose similarity block and temporaries fit memory_budget_bytes. With
+    normalize=False the embeddings are taken as unit length already (plain dot product).
+    """
+    vectors = _gallery_vectors(embeddings, normalize)
+    codes = _label_codes(labels, len(vectors))
+    lat, lon = _coordinates(lat, lon, len(vectors))
+    ks = _checked_ks(ks)
+    if memory_budget_bytes <= 0:
+        raise RetrievalInputError(
+            f"memory_budget_bytes must be positive, got {memory_budget_bytes}"
+        )
+
+    relevant_counts = np.bincount(codes)[codes] - 1
+    queries = np.flatnonzero(relevant_counts > 0)
+    if queries.size == 0:
+        nan = float("nan")
+        return RetrievalMetrics({k: nan for k in ks}, nan, nan, nan, queries=0)
+
+    n = len(vectors)
+    deepest = min(n - 1, max(max(ks), int(relevant_counts.max())))
+    row_bytes = BYTES_PER_SIMILARITY * n + BYTES_PER_RANKED * deepest
+    chunk_rows = max(1, memory_budget_bytes // row_bytes)
+    hits = {k: 0 for k in ks}
+    precision_sum = 0.0
+    errors = np.empty(queries.size, dtype=np.float64)
+    for start in range(0, queries.size, chunk_rows):
+        chunk = queries[start : start + chunk_rows]
+        relevant = relevant_counts[chunk]
+        depth = min(n - 1, max(max(ks), int(relevant.max())))
+        ranked = _ranked_neighbours(vectors, chunk, depth)
+        is_relevant = codes[ranked] == codes[chunk, None]
+        for k in ks:
+            hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
+        precision_sum += float(average_precision_at_r(is_relevant, relevant).sum())
+        top1 = ranked[:, 0]
+        errors[start : start + chunk.size] = great_circle_m(
+            lat[chunk], lon[chunk], lat[top1], lon[top1]
+        )
+
+    return RetrievalMetrics(
+        recall_at={k: hits[k] / queries.size for k in ks},
+        map_at_r=precision_sum / queries.size,
+        median_error_m=float(np.median(errors)),
+        p90_error_m=float(np.percentile(errors, 90)),
+        queries=int(queries.size),
+    )
+
+
+def _ranked_neighbours(vectors: np.ndarray, chunk: np.ndarray, depth: int) -> np.ndarray:
+    """(len(chunk), depth) gallery indices by descending similarity, self excluded."""
+    similarity = vectors[chunk] @ vectors.T
+    similarity[np.arange(chunk.size), chunk] = -np.inf
+    n = similarity.shape[1]
+    threshold = np.partition(similarity, n - depth, axis=1)[:, n - depth, None]
+    keep = similarity >= threshold
+    crowded = np.flatnonzero(np.count_nonzero(keep, axis=1) > depth)
+    if crowded.size:
+        keep[crowded] = _lowest_index_ties(similarity[crowded], threshold[crowded], depth)
+    # Each row now keeps exactly `depth` columns, listed in index order (1-d nonzero is fast).
+    columns = (np.flatnonzero(keep) % n).reshape(chunk.size, depth)
+    scores = np.take_along_axis(similarity, columns, axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
+
+
+def _lowest_index_ties(similarity: np.ndarray, threshold: np.ndarray, depth: int) -> np.ndarray:
+    """Mask of each row's `depth` best columns, ties at the threshold to lower indices."""
+    above = similarity > threshold
+    at_threshold = similarity == threshold
+    wanted_ties = depth - np.count_nonzero(above, axis=1, keepdims=True)
+    return above | (at_threshold & (np.cumsum(at_threshold, axis=1) <= wanted_ties))
+
+
+def average_precision_at_r(is_relevant: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """AP@R per query (Musgrave et al. 2020): mean precision at relevant ranks within R.
+
+    IS_RELEVANT: (queries, depth) ranked hits, depth >= R; RELEVANT: R of each query.
+    """
+    ranks = np.arange(1, is_relevant.shape[1] + 1)
+    within_r = is_relevant & (ranks <= relevant[:, None])
+    precision = np.cumsum(within_r, axis=1) / ranks
+    return (precision * within_r).sum(axis=1) / relevant
+
+
+def _gallery_vectors(embeddings: np.ndarray, normalize: bool) -> np.ndarray:
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise RetrievalInputError(f"embeddings must have shape (N, D), got {vectors.shape}")
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise RetrievalInputError(f"embedding row {row} is not finite")
+    if not normalize:
+        return vectors
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+def _label_codes(labels: np.ndarray, n: int) -> np.ndarray:
+    values = np.asarray(labels)
+    if values.shape != (n,):
+        raise RetrievalInputError(f"labels must have shape ({n},), got {values.shape}")
+    return np.unique(values, return_inverse=True)[1].reshape(n)
+
+
+def _coordinates(lat: np.ndarray, lon: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    for name, values in (("lat", lat), ("lon", lon)):
+        if np.shape(values) != (n,):
+            raise RetrievalInputError(f"{name} must have shape ({n},), got {np.shape(values)}")
+    return validate_latlon(lat, lon)
+
+
+def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    checked = tuple(sorted({int(k) for k in ks}))
+    if not checked or checked[0] < 1 or any(int(k) != k for k in ks):
+        raise RetrievalInputError(f"ks must be positive integers, got {list(ks)}")
+    return checked

@@ -1,0 +1,141 @@
+"""Retrieval quality of a published bundle, measured through the service's own search code.
+
+Every test-split image queries the whole index as an `image_id` query of `POST /similar`
+does (its own row excluded); a sample also goes through the uploaded-image path
+(decode + the bundle's ONNX model) to show that path agrees with the indexed vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
+from geotriplet_assets.bundle.search import SearchQuery
+from geotriplet_assets.evaluation.retrieval_metrics import average_precision_at_r
+from geotriplet_assets.geodesy import great_circle_m
+
+DEFAULT_KS = (1, 5, 10)
+QUERY_CHUNK = 256
+
+
+class ReportError(ValueError):
+    """The bundle cannot be evaluated (no bundle, no test images)."""
+
+
+@dataclass(frozen=True)
+class RetrievalReport:
+    bundle_version: str
+    index_type: str
+    queries: int
+    skipped_single_image_buildings: int
+    recall_at: dict[int, float]
+    map_at_r: float
+    median_error_m: float
+    p90_error_m: float
+    mean_error_m: float
+    upload_queries: int
+    upload_min_cosine: float | None
+    upload_top1_agreement: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["recall_at"] = {str(k): v for k, v in self.recall_at.items()}
+        return values
+
+    def summary_row(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle_version,
+            "queries": self.queries,
+            **{f"recall@{k}": round(v, 4) for k, v in self.recall_at.items()},
+            "mAP@R": round(self.map_at_r, 4),
+            "median_error_m": round(self.median_error_m, 1),
+        }
+
+
+def build_retrieval_report(
+    bundles_dir: Path,
+    *,
+    image_paths: Mapping[str, Path],
+    upload_queries: int,
+    ks: Sequence[int] = DEFAULT_KS,
+) -> RetrievalReport:
+    """Evaluate the current bundle in BUNDLES_DIR on its test split."""
+    version = fmt.read_current_version(bundles_dir)
+    if version is None:
+        raise ReportError(f"no bundle has been published in {bundles_dir}")
+    bundle = load_bundle(bundles_dir / version, verify_hashes=False)
+    images = bundle.images
+    building = images.building_code
+    relevant_count = np.bincount(building)[building] - 1
+    test_rows = np.flatnonzero(images.splits.to_numpy(zero_copy_only=False) == "test")
+    query_rows = test_rows[relevant_count[test_rows] > 0]
+    if len(query_rows) == 0:
+        raise ReportError(f"bundle {version} has no test image whose building has another view")
+    depth = int(min(max(max(ks), relevant_count[query_rows].max()), bundle.count - 1))
+    found = _search_rows(bundle, query_rows, depth)
+    relevant = building[found] == building[query_rows][:, None]
+    recall_at = {k: float(relevant[:, :k].any(axis=1).mean()) for k in ks}
+    lat, lon = images.lat, images.lon
+    errors = great_circle_m(lat[query_rows], lon[query_rows], lat[found[:, 0]], lon[found[:, 0]])
+    upload = _upload_agreement(bundle, image_paths, upload_queries, found, query_rows)
+    return RetrievalReport(
+        bundle_version=version,
+        index_type=bundle.index_type,
+        queries=len(query_rows),
+        skipped_single_image_buildings=len(test_rows) - len(query_rows),
+        recall_at=recall_at,
+        map_at_r=float(average_precision_at_r(relevant, relevant_count[query_rows]).mean()),
+        median_error_m=float(np.median(errors)),
+        p90_error_m=float(np.percentile(errors, 90)),
+        mean_error_m=float(errors.mean()),
+        **upload,
+    )
+
+
+def _search_rows(bundle: LoadedBundle, rows: np.ndarray, depth: int) -> np.ndarray:
+    """(len(ROWS), DEPTH) rows found for each row's own vector, the row itself excluded."""
+    found = np.empty((len(rows), depth), dtype=np.int64)
+    for start in range(0, len(rows), QUERY_CHUNK):
+        chunk = rows[start : start + QUERY_CHUNK]
+        queries = [
+            SearchQuery(
+                vector=bundle.vector(int(row)), k=depth, exclude_rows=frozenset({int(row)})
+            )
+            for row in chunk
+        ]
+        for offset, hits in enumerate(bundle.search(queries)):
+            found[start + offset] = [hit.row for hit in hits]
+    return found
+
+
+def _upload_agreement(
+    bundle: LoadedBundle,
+    image_paths: Mapping[str, Path],
+    count: int,
+    found: np.ndarray,
+    query_rows: np.ndarray,
+) -> dict[str, Any]:
+    """Query a sample of test images by their file bytes; compare with the indexed vectors."""
+    sample = query_rows[:count]
+    if len(sample) == 0:
+        return {"upload_queries": 0, "upload_min_cosine": None, "upload_top1_agreement": None}
+    cosines, same_top1 = [], []
+    for position, row in enumerate(sample):
+        path = image_paths[bundle.images.image_id(int(row))]
+        vector = bundle.embed(bundle.decode(path.read_bytes())[None])[0]
+        cosines.append(float(vector @ bundle.vector(int(row))))
+        (hits,) = bundle.search(
+            [SearchQuery(vector=vector, k=1, exclude_rows=frozenset({int(row)}))]
+        )
+        same_top1.append(bool(hits) and hits[0].row == found[position, 0])
+    return {
+        "upload_queries": len(sample),
+        "upload_min_cosine": min(cosines),
+        "upload_top1_agreement": float(np.mean(same_top1)),
+    }

@@ -1,0 +1,188 @@
+"""One HDF5 file of backbone embeddings per shard (DatasetID), written atomically.
+
+Layout: `embeddings` (N x D float32), `image_ids` (N utf-8 strings), group
+`rejections` with `image_id`, `reason`, `detail`; identity and provenance as file attrs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from geotriplet_assets.bundle.preprocessing import Preprocessing
+from geotriplet_assets.paths import atomic_path
+
+SCHEMA_VERSION = 1
+REQUIRED_ATTRS = ("model_name", "weights_sha256", "preprocessing", "engine")
+COMPUTED_ATTRS = ("dtype", "dim", "count", "schema_version", "created_at")
+REJECTION_COLUMNS = ("image_id", "reason", "detail")
+_CHUNK_ROWS = 1024
+_STRING = h5py.string_dtype("utf-8")
+
+AttrValue = str | int | float
+
+
+class EmbeddingShardError(ValueError):
+    """A shard file, or what is about to be written to one, is malformed."""
+
+
+@dataclass
+class EmbeddingShard:
+    embeddings: np.ndarray | None
+    image_ids: list[str]
+    rejections: pd.DataFrame
+    attrs: dict[str, AttrValue]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_json(str(self.attrs["preprocessing"]))
+
+
+def write_embedding_shard(
+    path: Path,
+    *,
+    embeddings: np.ndarray,
+    image_ids: Sequence[str],
+    rejections: pd.DataFrame,
+    attrs: Mapping[str, AttrValue],
+) -> None:
+    """Write a shard to a temporary sibling and rename it onto PATH when complete.
+
+    ATTRS must name model_name, weights_sha256, preprocessing (JSON) and engine; any
+    other str/int/float values (dataset_id, fingerprint...) are stored as given.
+    """
+    embeddings = _validated_embeddings(embeddings, image_ids, path)
+    missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+    reserved = [key for key in COMPUTED_ATTRS if key in attrs]
+    if missing or reserved:
+        raise EmbeddingShardError(
+            f"attrs for {path}: missing {missing}, reserved (computed here) {reserved}"
+        )
+    absent = [c for c in REJECTION_COLUMNS if c not in rejections.columns]
+    if absent:
+        raise EmbeddingShardError(f"rejections for {path} lack columns {absent}")
+    count, dim = embeddings.shape
+    all_attrs: dict[str, Any] = {
+        **attrs,
+        "dtype": "float32",
+        "dim": dim,
+        "count": count,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as shard:
+        shard.create_dataset(
+            "embeddings",
+            data=embeddings,
+            chunks=(min(count, _CHUNK_ROWS), dim) if count else None,
+        )
+        shard.create_dataset("image_ids", data=[str(i) for i in image_ids], dtype=_STRING)
+        group = shard.create_group("rejections")
+        for column in REJECTION_COLUMNS:
+            group.create_dataset(
+                column, data=rejections[column].astype(str).tolist(), dtype=_STRING
+            )
+        for key, value in all_attrs.items():
+            shard.attrs[key] = _attr_value(key, value, path)
+
+
+def read_shard_attrs(path: Path) -> dict[str, AttrValue]:
+    """The file attrs of the shard at PATH, without reading any dataset."""
+    with _open_shard(path) as shard:
+        return _attrs(shard, path)
+
+
+def read_embedding_shard(path: Path, *, load_embeddings: bool = True) -> EmbeddingShard:
+    """Read and validate the shard at PATH (embeddings is None unless LOAD_EMBEDDINGS)."""
+    with _open_shard(path) as shard:
+        attrs = _attrs(shard, path)
+        try:
+            stored = shard["embeddings"]
+            image_ids = _strings(shard["image_ids"])
+            rejections = pd.DataFrame(
+                {c: _strings(shard["rejections"][c]) for c in REJECTION_COLUMNS},
+                columns=list(REJECTION_COLUMNS),
+            )
+        except KeyError as error:
+            raise EmbeddingShardError(f"{path} lacks a dataset: {error}") from error
+        expected = (int(attrs["count"]), int(attrs["dim"]))
+        if stored.shape != expected or len(image_ids) != expected[0]:
+            raise EmbeddingShardError(
+                f"{path}: embeddings {stored.shape} and {len(image_ids)} image ids do not "
+                f"match count x dim {expected}"
+            )
+        embeddings = stored[...].astype(np.float32, copy=False) if load_embeddings else None
+    return EmbeddingShard(embeddings, image_ids, rejections, attrs)
+
+
+def _validated_embeddings(
+    embeddings: np.ndarray, image_ids: Sequence[str], path: Path
+) -> np.ndarray:
+    array = np.asarray(embeddings)
+    if array.ndim != 2 or array.shape[1] < 1:
+        raise EmbeddingShardError(f"embeddings for {path} must be N x D, got {array.shape}")
+    if len(image_ids) != array.shape[0]:
+        raise EmbeddingShardError(
+            f"{array.shape[0]} embeddings but {len(image_ids)} image ids for {path}"
+        )
+    if not np.isfinite(array).all():
+        raise EmbeddingShardError(f"embeddings for {path} contain NaN or infinite values")
+    return array.astype(np.float32, copy=False)
+
+
+def _attr_value(key: str, value: Any, path: Path) -> AttrValue:
+    if not isinstance(value, str | int | float | np.number | np.bool_):
+        raise TypeError(
+            f"attr {key!r} for {path} must be str, int or float, got {type(value).__name__}"
+        )
+    return value
+
+
+def _open_shard(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding shard not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise EmbeddingShardError(f"{path} is not a readable HDF5 file: {error}") from error
+
+
+def _attrs(shard: h5py.File, path: Path) -> dict[str, AttrValue]:
+    attrs = {key: _python_value(value) for key, value in shard.attrs.items()}
+    version = attrs.get("schema_version")
+    if version is None:
+        raise EmbeddingShardError(
+            f"{path} is not a GeoTriplet embedding shard (no schema_version attribute)"
+        )
+    if version != SCHEMA_VERSION:
+        raise EmbeddingShardError(
+            f"{path} has schema version {version}; this code reads version {SCHEMA_VERSION}: "
+            "materialise backbone_embeddings again"
+        )
+    missing = [key for key in (*REQUIRED_ATTRS, *COMPUTED_ATTRS) if key not in attrs]
+    if missing:
+        raise EmbeddingShardError(f"{path} lacks attrs {missing}")
+    try:
+        Preprocessing.from_json(str(attrs["preprocessing"]))
+    except ValueError as error:
+        raise EmbeddingShardError(f"{path}: bad preprocessing attr: {error}") from error
+    return attrs
+
+
+def _python_value(value: Any) -> AttrValue:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _strings(dataset: h5py.Dataset) -> list[str]:
+    return [str(v) for v in dataset.asstr()[...]]

@@ -1,0 +1,1 @@
+"""Stage 3: where the buildings stand: targets, splits and geographic neighbour graphs."""

@@ -1,0 +1,223 @@
+"""Per-split training data for the projection head, from pipeline artefacts or a legacy HDF5.
+
+Within a split, targets are numbered locally 0..n_targets-1 (the order of the
+split's neighbour graph); `target_labels` maps them back to global target
+indices, which serve as retrieval labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geotriplet_assets.features.embedding_store import read_embedding_shard
+from geotriplet_assets.geodesy import unit_vectors
+from geotriplet_assets.geography.neighbour_store import SplitNeighbours, read_neighbours
+from geotriplet_assets.geography.neighbours import exact_knn
+from geotriplet_assets.geography.splits import SPLIT_NAMES
+from geotriplet_assets.geography.targets import build_targets, target_index_of_images
+from geotriplet_assets.paths import ArtefactLayout, read_parquet_artefact
+from geotriplet_assets.training.legacy_dataset import read_legacy_dataset
+
+
+class TrainingDataError(ValueError):
+    """Artefacts that do not fit together into training data."""
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The images and targets of one split, with its neighbour graph in local indices."""
+
+    embeddings: np.ndarray  # (n_images, D) float16
+    image_ids: np.ndarray  # (n_images,) str
+    image_target: np.ndarray  # (n_images,) int64 local target index
+    target_labels: np.ndarray  # (n_targets,) int64 global target index
+    image_lat: np.ndarray  # (n_images,) float64, the image's recorded position
+    image_lon: np.ndarray
+    target_lat: np.ndarray  # (n_targets,) float64
+    target_lon: np.ndarray
+    neighbours: np.ndarray  # (n_targets, k) int64 local target indices
+    distances_m: np.ndarray  # (n_targets, k) float32
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Global target index of every image (the retrieval label)."""
+        return self.target_labels[self.image_target]
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_labels)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: SplitData
+    val: SplitData
+    test: SplitData
+    dim: int
+    source: str
+    model_name: str
+
+    def split(self, name: str) -> SplitData:
+        if name not in SPLIT_NAMES:
+            raise KeyError(f"no split {name!r}; splits are {SPLIT_NAMES}")
+        return getattr(self, name)
+
+
+def _local_index(global_index: np.ndarray, size: int) -> np.ndarray:
+    """Lookup table global -> local (-1 where absent) for targets numbered below SIZE."""
+    lookup = np.full(size, -1, dtype=np.int64)
+    lookup[global_index] = np.arange(len(global_index), dtype=np.int64)
+    return lookup
+
+
+def _split_data(
+    embeddings: np.ndarray,
+    images: pd.DataFrame,
+    image_global_target: np.ndarray,
+    graph: SplitNeighbours,
+    targets: pd.DataFrame,
+    name: str,
+) -> SplitData:
+    """SplitData of the images whose target is in GRAPH; TARGETS is indexed by target_index."""
+    size = int(max(image_global_target.max(initial=-1), graph.target_index.max(initial=-1))) + 1
+    lookup = _local_index(graph.target_index, size)
+    rows = np.flatnonzero(lookup[image_global_target] >= 0)
+    local_neighbours = lookup[graph.neighbours] if graph.neighbours.size else graph.neighbours
+    if (local_neighbours < 0).any():
+        raise TrainingDataError(
+            f"the {name} neighbour graph names targets outside the {name} split; "
+            "materialise geo_neighbours again"
+        )
+    image_target = lookup[image_global_target[rows]]
+    without_images = np.setdiff1d(np.arange(len(graph.target_index)), image_target)
+    if without_images.size:
+        raise TrainingDataError(
+            f"{without_images.size} {name} targets have no embedded image (first: target "
+            f"{graph.target_index[without_images[0]]}); the artefacts are out of date"
+        )
+    target_rows = targets.loc[graph.target_index]
+    return SplitData(
+        embeddings=np.ascontiguousarray(embeddings[rows], dtype=np.float16),
+        image_ids=images["image_id"].to_numpy(dtype=str)[rows],
+        image_target=image_target.astype(np.int64),
+        target_labels=np.asarray(graph.target_index, dtype=np.int64),
+        image_lat=images["lat"].to_numpy(dtype=np.float64)[rows],
+        image_lon=images["lon"].to_numpy(dtype=np.float64)[rows],
+        target_lat=target_rows["lat"].to_numpy(dtype=np.float64),
+        target_lon=target_rows["lon"].to_numpy(dtype=np.float64),
+        neighbours=np.asarray(local_neighbours, dtype=np.int64),
+        distances_m=np.asarray(graph.distances_m, dtype=np.float32),
+    )
+
+
+def read_backbone_embeddings(
+    layout: ArtefactLayout, model_name: str, images: pd.DataFrame
+) -> np.ndarray:
+    """Embedding of every row of IMAGES, read shard by shard, checked against the image ids."""
+    result: np.ndarray | None = None
+    for dataset_id, group in images.groupby("dataset_id", sort=True):
+        path = layout.embedding_shard(model_name, int(dataset_id))
+        shard = read_embedding_shard(path)
+        assert shard.embeddings is not None
+        shard_rows = group["shard_row"].to_numpy(dtype=np.int64)
+        if shard_rows.max(initial=-1) >= len(shard.image_ids):
+            raise TrainingDataError(
+                f"{layout.embedded_images_path} points past the end of {path}; "
+                "materialise targets again"
+            )
+        stored_ids = np.asarray(shard.image_ids, dtype=object)[shard_rows]
+        stale = stored_ids != group["image_id"].to_numpy(dtype=object)
+        if stale.any():
+            first = int(np.flatnonzero(stale)[0])
+            raise TrainingDataError(
+                f"{path} row {shard_rows[first]} holds image {stored_ids[first]!r}, but "
+                f"{layout.embedded_images_path} expects {group['image_id'].iloc[first]!r}; "
+                "materialise targets again"
+            )
+        if result is None:
+            result = np.empty((len(images), shard.embeddings.shape[1]), dtype=np.float16)
+        result[group.index.to_numpy()] = shard.embeddings[shard_rows]
+    if result is None:
+        raise TrainingDataError(f"{layout.embedded_images_path} lists no image")
+    return result
+
+
+def _check_graph_matches_splits(
+    graphs: dict[str, SplitNeighbours], splits: pd.DataFrame, layout: ArtefactLayout
+) -> None:
+    for name in SPLIT_NAMES:
+        if name not in graphs:
+            raise TrainingDataError(f"{layout.neighbours_path} has no {name!r} group")
+        expected = np.sort(splits.loc[splits["split"] == name, "target_index"].to_numpy())
+        if not np.array_equal(np.sort(graphs[name].target_index), expected):
+            raise TrainingDataError(
+                f"the {name} targets of {layout.neighbours_path} differ from "
+                f"{layout.splits_path}; materialise geo_neighbours again"
+            )
+
+
+def load_training_data(layout: ArtefactLayout, model_name: str) -> TrainingData:
+    """Train/val/test data from the pipeline's artefacts; excluded targets are left out."""
+    images = read_parquet_artefact(layout.embedded_images_path, "targets").reset_index(drop=True)
+    splits = read_parquet_artefact(layout.splits_path, "dataset_splits")
+    graphs = read_neighbours(layout.neighbours_path)
+    _check_graph_matches_splits(graphs, splits, layout)
+    embeddings = read_backbone_embeddings(layout, model_name, images)
+    targets = splits.set_index("target_index")[["lat", "lon"]]
+    image_target = images["target_index"].to_numpy(dtype=np.int64)
+    parts = {
+        name: _split_data(embeddings, images, image_target, graphs[name], targets, name)
+        for name in SPLIT_NAMES
+    }
+    return TrainingData(
+        **parts,
+        dim=int(embeddings.shape[1]),
+        source=f"pipeline:{layout.root}",
+        model_name=model_name,
+    )
+
+
+def training_data_from_legacy(path: Path, k: int) -> TrainingData:
+    """Train/val/test data from a dataset.h5 of the original project (KNN recomputed exactly)."""
+    legacy = read_legacy_dataset(path)
+    images = pd.DataFrame(
+        {
+            "image_id": np.asarray(legacy.image_ids, dtype=str),
+            "dataset_id": np.asarray(legacy.dataset_id, dtype=np.int64),
+            "target_id": np.asarray(legacy.target_id, dtype=np.int64),
+            "lat": np.asarray(legacy.lat, dtype=np.float64),
+            "lon": np.asarray(legacy.lon, dtype=np.float64),
+        }
+    )
+    targets = build_targets(images)
+    image_target = target_index_of_images(images, targets)
+    split_of_image = np.asarray(legacy.split, dtype=str)
+    target_coordinates = targets.set_index("target_index")[["lat", "lon"]]
+    parts = {}
+    for name in SPLIT_NAMES:
+        in_split = split_of_image == name
+        split_targets = np.unique(image_target[in_split])
+        if split_targets.size == 0:
+            raise TrainingDataError(f"{path} has no {name!r} image")
+        chosen = target_coordinates.loc[split_targets]
+        graph = exact_knn(unit_vectors(chosen["lat"], chosen["lon"]), k)
+        neighbours = SplitNeighbours.from_graph(split_targets, graph)
+        rows = np.flatnonzero(in_split)
+        parts[name] = _split_data(
+            legacy.embeddings[rows],
+            images.iloc[rows].reset_index(drop=True),
+            image_target[rows],
+            neighbours,
+            target_coordinates,
+            name,
+        )
+    return TrainingData(
+        **parts,
+        dim=int(np.shape(legacy.embeddings)[1]),
+        source=f"legacy:{path}",
+        model_name="legacy",
+    )

@@ -1,0 +1,28 @@
+"""The retrieval_report asset on the tiny city's bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_retrieval_report_measures_the_bundle_as_the_service_answers(
+    pipeline: TinyCityPipeline,
+) -> None:
+    report = json.loads(pipeline.layout.retrieval_report_path.read_text())
+    metadata = materialization_metadata(pipeline.instance, "retrieval_report")
+    assert metadata["bundle_version"] == report["bundle_version"]
+    assert report["queries"] > 0
+    recalls = [report["recall_at"][k] for k in ("1", "5", "10")]
+    assert 0 < recalls[0] <= recalls[1] <= recalls[2] <= 1
+    assert 0 < report["map_at_r"] <= 1
+    assert report["median_error_m"] >= 0
+    # the uploaded-image path (decode + ONNX model) lands on the indexed vectors
+    assert report["upload_queries"] > 0
+    assert report["upload_min_cosine"] > 0.999
+    assert report["upload_top1_agreement"] >= 0.75

@@ -1,0 +1,95 @@
+"""The backbone_embeddings partitions and their checks on the tiny city, through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from geotriplet_assets.cli import main
+from geotriplet_assets.features.embedding_store import SCHEMA_VERSION
+from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
+
+pytestmark = pytest.mark.slow
+
+MODEL = "tf_efficientnet_lite0"
+
+
+def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: TinyCityPipeline) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    dataset_ids = sorted(catalog["dataset_id"].unique())
+    partitions = pipeline.instance.get_materialized_partitions(dg.AssetKey("backbone_embeddings"))
+    assert partitions == {f"{i:04d}" for i in dataset_ids}
+    for dataset_id in dataset_ids:
+        path = pipeline.layout.embedding_shard(MODEL, int(dataset_id))
+        with h5py.File(path, "r") as shard:
+            embeddings = shard["embeddings"][...]
+            ids = [i.decode() if isinstance(i, bytes) else i for i in shard["image_ids"][...]]
+            rejected = [
+                i.decode() if isinstance(i, bytes) else i
+                for i in shard["rejections/image_id"][...]
+            ]
+            attrs = dict(shard.attrs)
+        expected = set(catalog.loc[catalog["dataset_id"] == dataset_id, "image_id"])
+        assert set(ids) | set(rejected) == expected
+        assert embeddings.shape == (len(ids), 1280)
+        assert embeddings.dtype == np.float32
+        assert np.isfinite(embeddings).all()
+        assert (np.linalg.norm(embeddings, axis=1) > 0).all()
+        assert attrs["model_name"] == MODEL
+        assert attrs["schema_version"] == SCHEMA_VERSION
+        assert len(attrs["weights_sha256"]) == 64
+        preprocessing = json.loads(attrs["preprocessing"])
+        assert list(preprocessing["mean"]) == [0.5, 0.5, 0.5]
+        assert list(preprocessing["input_size"]) == [3, 224, 224]
+        assert not list(path.parent.glob(".*tmp"))
+
+
+def test_bad_images_are_rejected_with_their_reason_not_embedded(
+    pipeline: TinyCityPipeline,
+) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    is_truncated = catalog["image_id"].str.endswith("truncated")
+    dataset_id = int(catalog.loc[is_truncated, "dataset_id"].iloc[0])
+    with h5py.File(pipeline.layout.embedding_shard(MODEL, dataset_id), "r") as shard:
+        ids = [i.decode() for i in shard["rejections/image_id"][...]]
+        reasons = [r.decode() for r in shard["rejections/reason"][...]]
+    by_image = dict(zip([i.split("/")[-1] for i in ids], reasons, strict=True))
+    assert by_image == {"truncated": "truncated", "tiny": "too_small"}
+    metadata = materialization_metadata(
+        pipeline.instance, "backbone_embeddings", partition=f"{dataset_id:04d}", first=True
+    )
+    assert metadata["rejected"] == 2
+    assert metadata["dim"] == 1280
+    assert metadata["model"] == MODEL
+
+
+def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: TinyCityPipeline) -> None:
+    assert main(["--config", str(pipeline.config_path), "materialize"]) == 0
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    for dataset_id in catalog["dataset_id"].unique():
+        metadata = materialization_metadata(
+            pipeline.instance, "backbone_embeddings", partition=f"{int(dataset_id):04d}"
+        )
+        assert metadata["reused"] is True
+    # same inputs: the head continues from its last checkpoint instead of starting over
+    assert materialization_metadata(pipeline.instance, "projection_head")["resumed"] is True
+
+
+def test_a_corrupted_shard_is_stopped_by_the_blocking_check(
+    pipeline: TinyCityPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    path = pipeline.layout.embedding_shard(MODEL, int(catalog["dataset_id"].iloc[0]))
+    backup = path.read_bytes()
+    try:
+        with h5py.File(path, "r+") as shard:
+            shard["embeddings"][0, :] = np.nan
+        assert main(["--config", str(pipeline.config_path), "materialize"]) == 1
+        assert "embeddings_finite_and_nonzero" in capsys.readouterr().err
+    finally:
+        path.write_bytes(backup)
