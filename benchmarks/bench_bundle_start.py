@@ -35,9 +35,9 @@ from serving_data import (
 )
 
 from geotriplet_assets.bundle import layout as fmt
-from geotriplet_assets.config import IndexConfig
 from geotriplet_assets.bundle.load import load_bundle
 from geotriplet_assets.bundle.manifest import read_manifest
+from geotriplet_assets.config import IndexConfig
 
 
 @dataclass(frozen=True)

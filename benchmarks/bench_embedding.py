@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from serving_data import photo_like_jpeg
 
-from geotriplet_assets.features.backbone import BackboneSpec, load_torch_backbone
-from geotriplet_assets.features.embedder import Embedder, default_onnx_threads
 from geotriplet_assets.bundle.image_decode import decode_to_uint8, normalise_pixels
 from geotriplet_assets.bundle.onnx_model import OnnxModel
+from geotriplet_assets.features.backbone import BackboneSpec, load_torch_backbone
+from geotriplet_assets.features.embedder import Embedder, default_onnx_threads
 from geotriplet_assets.features.onnx_export import cached_onnx_path
 
 TARGET_RATIO = 0.85

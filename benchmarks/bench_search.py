@@ -1,8 +1,8 @@
 """Search by vector: the index the config chooses against exact flat search, one query at a time.
 
 Publishes a bundle of N random unit vectors (the serving model's dimension) with
-`publish_bundle`, loads it with `geotriplet_assets.bundle.load.load_bundle`, and times in process, interleaved
-query by query on fresh random queries:
+`publish_bundle`, loads it with `geotriplet_assets.bundle.load.load_bundle`, and times in
+process, interleaved query by query on fresh random queries:
   index    LoadedBundle.search (what the service does: FAISS, exact re-scoring, metadata);
   exact    the same Searcher over an exact flat index of the same vectors: the baseline;
   and bare `index.search` of both for reference. Recall@10 of the index against exact.
@@ -42,9 +42,9 @@ from serving_data import (
 )
 
 from geotriplet_assets.bundle import layout as fmt
-from geotriplet_assets.config import IndexConfig
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
 from geotriplet_assets.bundle.search import Searcher, SearchQuery, configure_index
+from geotriplet_assets.config import IndexConfig
 
 TARGET_P50_MS = 2.0
 SWEEP = {"hnsw": ("ef_search", (32, 64, 128, 256, 512)), "ivfpq": ("nprobe", (8, 16, 32, 64, 128))}

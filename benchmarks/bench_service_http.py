@@ -44,8 +44,8 @@ from serving_data import (
 )
 
 from geotriplet_assets.bundle import layout as fmt
-from geotriplet_assets.config import IndexConfig
 from geotriplet_assets.bundle.image_decode import decode_bytes_to_uint8
+from geotriplet_assets.config import IndexConfig
 
 TARGET_RATIO = 1.3
 _PAUSE_BETWEEN_BLOCKS_S = 0.1

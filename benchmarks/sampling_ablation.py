@@ -16,11 +16,11 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.config import load_config
+from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.stage_settings import params_from_config, settings_from_config
-from geotriplet_assets.training.trainer import train_projection_head
 from geotriplet_assets.training.split_data import load_training_data
+from geotriplet_assets.training.trainer import train_projection_head
 
 MODES = ("ucb", "uniform_bands", "random")
 

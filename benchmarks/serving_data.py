@@ -19,11 +19,10 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from geotriplet_assets.bundle import layout as fmt
-from geotriplet_assets.bundle.preprocessing import Preprocessing
-from geotriplet_assets.config import IndexConfig
-from geotriplet_assets.bundle.preprocessing import DecodeLimits
-from geotriplet_assets.serving.bundle_publish import PublishedBundle, publish_bundle
 from geotriplet_assets.bundle.manifest import read_manifest
+from geotriplet_assets.bundle.preprocessing import DecodeLimits, Preprocessing
+from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.serving.bundle_publish import PublishedBundle, publish_bundle
 
 DEFAULT_MODEL_SOURCE = Path("data/bundles")
 _CHUNK_ROWS = 100_000
