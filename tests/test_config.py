@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from geotriplet_assets.config import (
     CONFIG_ENV_VAR,
     DATA_ROOT_ENV_VAR,
     ConfigError,
+    IgnoredSettingWarning,
     load_config,
     parse_config,
 )
@@ -111,3 +113,12 @@ def test_relative_paths_resolve_against_the_data_root(
     assert config.resolve("/abs/elsewhere") == Path("/abs/elsewhere")
     monkeypatch.setenv(DATA_ROOT_ENV_VAR, str(tmp_path / "other"))
     assert config.input_dir == tmp_path / "other" / "photos"
+
+
+def test_cache_size_still_loads_but_warns_that_it_does_nothing() -> None:
+    with pytest.warns(IgnoredSettingWarning, match="data.cache_size has no effect"):
+        config = parse_config("data: {cache_size: 1000}")
+    assert config.data.cache_size == 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_config("data: {batch_size: 8}").data.cache_size is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from geotriplet_assets.cli import main
+from geotriplet_assets.cli.main import main
 
 pytestmark = pytest.mark.slow
 

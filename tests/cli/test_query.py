@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from geotriplet_assets.cli import main
+from geotriplet_assets.cli.main import main
 from tests.factories.tiny_city import TinyCityPipeline
 
 pytestmark = pytest.mark.slow

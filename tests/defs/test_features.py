@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geotriplet_assets.cli import main
+from geotriplet_assets.cli.main import main
 from geotriplet_assets.features.embedding_store import SCHEMA_VERSION
 from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
 

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from geotriplet_assets.cli import main
+from geotriplet_assets.cli.main import main
 from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.synth import SynthConfig, generate_city
 
