@@ -34,21 +34,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     that loads `<bundles_dir>/current` and every bundle it names later."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
-    loader = functools.partial(
-        load_bundle,
-        verify_hashes=settings.verify_hashes,
-        onnx_threads=settings.onnx_threads,
-        max_pixels=settings.max_pixels,
-        exact_filter_max_candidates=settings.exact_filter_max_candidates,
-        search_threads=settings.search_threads,
-    )
-    watcher = BundleWatcher(
-        settings.bundles_dir,
-        loader,
-        poll_interval_s=settings.poll_interval_s,
-        on_loaded=metrics.bundle_loaded,
-        on_failed=lambda _failure: metrics.bundle_load_failures.inc(),
-    )
+    watcher = _bundle_watcher(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +69,25 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     install_openapi(app, models)
     return app
+
+
+def _bundle_watcher(settings: ServiceSettings, metrics: ServiceMetrics) -> BundleWatcher:
+    """The watcher that loads each bundle `current` names, as SETTINGS ask, into METRICS."""
+    loader = functools.partial(
+        load_bundle,
+        verify_hashes=settings.verify_hashes,
+        onnx_threads=settings.onnx_threads,
+        max_pixels=settings.max_pixels,
+        exact_filter_max_candidates=settings.exact_filter_max_candidates,
+        search_threads=settings.search_threads,
+    )
+    return BundleWatcher(
+        settings.bundles_dir,
+        loader,
+        poll_interval_s=settings.poll_interval_s,
+        on_loaded=metrics.bundle_loaded,
+        on_failed=lambda _failure: metrics.bundle_load_failures.inc(),
+    )
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:

@@ -78,33 +78,56 @@ def evaluate_retrieval(
         return RetrievalMetrics({k: nan for k in ks}, nan, nan, nan, queries=0)
 
     n = len(vectors)
-    deepest = min(n - 1, max(max(ks), int(relevant_counts.max())))
-    row_bytes = BYTES_PER_SIMILARITY * n + BYTES_PER_RANKED * deepest
-    chunk_rows = max(1, memory_budget_bytes // row_bytes)
-    hits = {k: 0 for k in ks}
-    precision_sum = 0.0
-    errors = np.empty(queries.size, dtype=np.float64)
+    chunk_rows = _chunk_rows(n, max(ks), int(relevant_counts.max()), memory_budget_bytes)
+    tally = _Tally(ks, queries.size)
     for start in range(0, queries.size, chunk_rows):
         chunk = queries[start : start + chunk_rows]
         relevant = relevant_counts[chunk]
         depth = min(n - 1, max(max(ks), int(relevant.max())))
         ranked = _ranked_neighbours(vectors, chunk, depth)
-        is_relevant = codes[ranked] == codes[chunk, None]
-        for k in ks:
-            hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
-        precision_sum += float(average_precision_at_r(is_relevant, relevant).sum())
         top1 = ranked[:, 0]
-        errors[start : start + chunk.size] = great_circle_m(
-            lat[chunk], lon[chunk], lat[top1], lon[top1]
+        tally.add(
+            start,
+            codes[ranked] == codes[chunk, None],
+            relevant,
+            great_circle_m(lat[chunk], lon[chunk], lat[top1], lon[top1]),
         )
+    return tally.metrics()
 
-    return RetrievalMetrics(
-        recall_at={k: hits[k] / queries.size for k in ks},
-        map_at_r=precision_sum / queries.size,
-        median_error_m=float(np.median(errors)),
-        p90_error_m=float(np.percentile(errors, 90)),
-        queries=int(queries.size),
-    )
+
+def _chunk_rows(n: int, max_k: int, max_relevant: int, memory_budget_bytes: int) -> int:
+    """Queries per chunk whose similarity block and ranked temporaries fit the budget."""
+    deepest = min(n - 1, max(max_k, max_relevant))
+    row_bytes = BYTES_PER_SIMILARITY * n + BYTES_PER_RANKED * deepest
+    return max(1, memory_budget_bytes // row_bytes)
+
+
+class _Tally:
+    """Recall hits, AP@R and top-1 errors accumulated over the chunks of queries."""
+
+    def __init__(self, ks: tuple[int, ...], queries: int) -> None:
+        self.ks = ks
+        self.queries = queries
+        self.hits = dict.fromkeys(ks, 0)
+        self.precision_sum = 0.0
+        self.errors = np.empty(queries, dtype=np.float64)
+
+    def add(
+        self, start: int, is_relevant: np.ndarray, relevant: np.ndarray, errors_m: np.ndarray
+    ) -> None:
+        for k in self.ks:
+            self.hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
+        self.precision_sum += float(average_precision_at_r(is_relevant, relevant).sum())
+        self.errors[start : start + len(errors_m)] = errors_m
+
+    def metrics(self) -> RetrievalMetrics:
+        return RetrievalMetrics(
+            recall_at={k: self.hits[k] / self.queries for k in self.ks},
+            map_at_r=self.precision_sum / self.queries,
+            median_error_m=float(np.median(self.errors)),
+            p90_error_m=float(np.percentile(self.errors, 90)),
+            queries=int(self.queries),
+        )
 
 
 def _ranked_neighbours(vectors: np.ndarray, chunk: np.ndarray, depth: int) -> np.ndarray:

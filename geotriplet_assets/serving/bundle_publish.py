@@ -10,7 +10,8 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -68,45 +69,50 @@ def publish_bundle(
     When the current bundle already holds exactly this content it is kept, not duplicated.
     """
     vectors = _checked_inputs(vectors, images, model_path)
-    bundles_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(bundles_dir)
-    temporary = bundles_dir / f"{_TEMPORARY_PREFIX}{uuid.uuid4().hex}"
-    temporary.mkdir()
-    try:
+    with _staging_dir(bundles_dir) as staging:
         built = build_index(vectors, index_settings)
-        _write_files(temporary, model_path, preprocessing, decode_limits, vectors, images, built)
-        files = describe_files(temporary)
+        _write_files(staging, model_path, preprocessing, decode_limits, vectors, images, built)
+        files = describe_files(staging)
         content = _content_sha256(files, built.manifest_entry())
         existing = _current_with_content(bundles_dir, content)
         if existing is not None:
             return existing
         created = datetime.now(UTC).replace(microsecond=0)
         version = fmt.bundle_version(created, content)
-        manifest = write_manifest(
-            temporary,
-            {
-                "version": version,
-                "created_at": created.isoformat(),
-                "content_sha256": content,
-                "count": len(vectors),
-                "embedding_dim": int(vectors.shape[1]),
-                "index": built.manifest_entry(),
-                "model": dict(model_info),
-                "inputs": dict(inputs),
-                "files": files,
-                "software": _software_versions(),
-            },
-        )
+        document = {
+            "version": version,
+            "created_at": created.isoformat(),
+            "content_sha256": content,
+            "count": len(vectors),
+            "embedding_dim": int(vectors.shape[1]),
+            "index": built.manifest_entry(),
+            "model": dict(model_info),
+            "inputs": dict(inputs),
+            "files": files,
+            "software": _software_versions(),
+        }
+        manifest = write_manifest(staging, document)
         final = bundles_dir / version
         if final.exists():
             raise FileExistsError(f"bundle {final} already exists")
-        temporary.rename(final)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary)
+        staging.rename(final)
     fmt.write_current_version(bundles_dir, version)
     prune_bundles(bundles_dir, keep)
     return PublishedBundle(final, version, dict(manifest.raw))
+
+
+@contextmanager
+def _staging_dir(bundles_dir: Path) -> Iterator[Path]:
+    """A new temporary directory in BUNDLES_DIR, deleted on exit unless renamed away."""
+    bundles_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(bundles_dir)
+    staging = bundles_dir / f"{_TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        yield staging
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def prune_bundles(bundles_dir: Path, keep: int) -> list[str]:

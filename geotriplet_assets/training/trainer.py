@@ -38,6 +38,13 @@ BEST_CHECKPOINT_PATTERN = "best-epoch{epoch:03d}"
 METRICS_FILE = "metrics.json"
 OUTPUT_FILES = (HEAD_FILE, "head.json", METRICS_FILE)
 GRADIENT_CLIP = 1.0
+# The same for every run: clipped gradients, no sanity pass, no console output of Lightning's.
+QUIET_TRAINER = {
+    "gradient_clip_val": GRADIENT_CLIP,
+    "num_sanity_val_steps": 0,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
 AUTO_BATCH_STEPS_PER_TRIAL = 3
 
 
@@ -63,6 +70,11 @@ class TrainingResult:
     head_test: RetrievalMetrics
     backbone_val: RetrievalMetrics
     backbone_test: RetrievalMetrics
+
+    @property
+    def files(self) -> list[Path]:
+        """What the run leaves for others: the best checkpoint, the head and its metrics."""
+        return [self.best_checkpoint, self.head_path, self.metrics_path]
 
 
 def _accelerator_and_precision(settings: TrainingSettings) -> tuple[str, str]:
@@ -225,6 +237,21 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _tracking_logger(
+    data: TrainingData,
+    params: HeadParams,
+    settings: TrainingSettings,
+    accelerator: str,
+    precision: str,
+) -> WandbLogger | None:
+    """The W&B logger of the run (None when tracking is off), its config the run's."""
+    if not settings.tracking.enabled:
+        return None
+    run_config = _run_config(data, params, settings)
+    run_config.update(accelerator_used=accelerator, precision_used=precision)
+    return make_wandb_logger(settings.tracking, run_config)
+
+
 def train_projection_head(
     data: TrainingData,
     params: HeadParams,
@@ -262,24 +289,17 @@ def train_projection_head(
     )
     checkpoint, early_stopping = _callbacks(output_dir, settings)
     accelerator, precision = _accelerator_and_precision(settings)
-    logger: WandbLogger | None = None
-    if settings.tracking.enabled:
-        run_config = _run_config(data, params, settings)
-        run_config.update(accelerator_used=accelerator, precision_used=precision)
-        logger = make_wandb_logger(settings.tracking, run_config)
+    logger = _tracking_logger(data, params, settings, accelerator, precision)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
         precision=precision,
         max_epochs=settings.max_epochs,
-        gradient_clip_val=GRADIENT_CLIP,
         callbacks=[checkpoint, early_stopping, *extra_callbacks],
         logger=logger if logger is not None else False,
         default_root_dir=output_dir,
-        num_sanity_val_steps=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         log_every_n_steps=max(1, min(50, datamodule.steps_per_epoch)),
+        **QUIET_TRAINER,
     )
     exit_code = 1
     try:
@@ -287,11 +307,7 @@ def train_projection_head(
             _fit(trainer, module, datamodule, settings, resume_from)
             result = _finish(data, module, datamodule, checkpoint, output_dir, started)
         if logger is not None:
-            record_checkpoint(
-                logger,
-                [result.best_checkpoint, result.head_path, result.metrics_path],
-                summary=_summary(result),
-            )
+            record_checkpoint(logger, result.files, summary=_summary(result))
         exit_code = 0
         return result
     finally:
