@@ -1,10 +1,16 @@
+"""The image table of a bundle: its schema, writing it, and the lookups the service makes."""
+
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from geotriplet_assets.bundle.errors import BundleLoadError, UnknownImageError
-from geotriplet_assets.bundle.image_table import ImageTable
+from geotriplet_assets.bundle.image_table import IMAGE_SCHEMA, ImageTable, write_image_table
 
 
 def _table(**overrides: pa.Array) -> pa.Table:
@@ -67,3 +73,16 @@ def test_a_bad_table_is_refused(overrides: dict, message: str) -> None:
 def test_a_missing_column_is_named() -> None:
     with pytest.raises(BundleLoadError, match="column 'split' is missing"):
         ImageTable(_table().drop_columns(["split"]))
+
+
+def test_the_written_table_has_the_schema_the_reader_checks(tmp_path: Path) -> None:
+    frame = _table().to_pandas()
+    frame["split"] = pd.Categorical(frame["split"].astype(str))
+    frame["extra"] = 1
+    write_image_table(tmp_path / "images.parquet", frame)
+    written = pq.read_table(tmp_path / "images.parquet")
+    assert written.schema.equals(IMAGE_SCHEMA)
+    table = ImageTable.read(tmp_path / "images.parquet")
+    assert table.record(1)["split"] == "val" and table.row_of("a/0") == 3
+    with pytest.raises(ValueError, match="lacks columns split"):
+        write_image_table(tmp_path / "other.parquet", frame.drop(columns=["split"]))
