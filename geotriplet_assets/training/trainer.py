@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.data import AttributeDict
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.tuner import Tuner
@@ -46,6 +47,10 @@ QUIET_TRAINER = {
     "enable_model_summary": False,
 }
 AUTO_BATCH_STEPS_PER_TRIAL = 3
+
+
+class UnsafeCheckpointWarning(UserWarning):
+    """A checkpoint that is not plain data (or is damaged) was found and not resumed from."""
 
 
 class TrainingError(RuntimeError):
@@ -91,9 +96,38 @@ def _evaluate(embeddings: np.ndarray, split: SplitData) -> RetrievalMetrics:
     return evaluate_retrieval(embeddings, split.labels, split.image_lat, split.image_lon)
 
 
+@contextmanager
+def _safe_checkpoint_loading() -> Iterator[None]:
+    """Checkpoints are read with torch's weights-only unpickler, never as arbitrary pickles:
+    a file planted in the checkpoint folder cannot run code. Lightning's hyperparameter
+    container (a dict with attribute access) is the one class allowed beyond plain data."""
+    with torch.serialization.safe_globals([AttributeDict]):
+        yield
+
+
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    # Our own checkpoint; Lightning pickles its hyperparameter container, so not weights_only.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    with _safe_checkpoint_loading():
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _checkpoint_to_resume(output_dir: Path) -> Path | None:
+    """OUTPUT_DIR/last.ckpt when it can be read as plain data; otherwise None, with a
+    warning that says why (training then starts afresh and the file is removed)."""
+    path = output_dir / LAST_CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        _load_checkpoint(path)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        # torch's own message suggests loading the file unsafely; it is not repeated here.
+        warnings.warn(
+            f"{path} is not a checkpoint that can be read as plain data "
+            f"({type(error).__name__}); it is not resumed from, training starts afresh",
+            UnsafeCheckpointWarning,
+            stacklevel=3,
+        )
+        return None
+    return path
 
 
 def _head_from_checkpoint(path: Path, module: TripletHeadModule) -> ProjectionHead:
@@ -195,7 +229,8 @@ def _fit(
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
         if settings.auto_batch_size and resume_from is None:
             _scale_batch_size(trainer, module, datamodule, settings)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        with _safe_checkpoint_loading():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
 
 
 def _check_trainable(data: TrainingData) -> None:
@@ -270,10 +305,9 @@ def train_projection_head(
     started = time.perf_counter()
     _check_trainable(data)
     output_dir.mkdir(parents=True, exist_ok=True)
-    last_path = output_dir / LAST_CHECKPOINT
-    if not resume:
+    resume_from = _checkpoint_to_resume(output_dir) if resume else None
+    if resume_from is None:
         _fresh_start(output_dir)
-    resume_from = last_path if resume and last_path.is_file() else None
 
     L.seed_everything(settings.seed, verbose=False)
     module = TripletHeadModule(

@@ -15,7 +15,11 @@ from geotriplet_assets.training.head_file import embed_with_head
 from geotriplet_assets.training.lightning_module import CheckpointMismatchError
 from geotriplet_assets.training.params import HeadParams, TrackingSettings, TrainingSettings
 from geotriplet_assets.training.split_data import TrainingData
-from geotriplet_assets.training.trainer import TrainingResult, train_projection_head
+from geotriplet_assets.training.trainer import (
+    TrainingResult,
+    UnsafeCheckpointWarning,
+    train_projection_head,
+)
 from tests.factories.toy_training_data import toy_training_data
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*IterableDataset.*:UserWarning")
@@ -136,3 +140,26 @@ def test_auto_batch_size_scales_the_batch_and_steps_per_epoch_follow(
     checkpoint = torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)
     assert checkpoint["hyper_parameters"]["batch_size"] == 128
     assert not list(tmp_path.glob(".scale_batch_size*"))
+
+
+class _Planted:
+    """A pickle that, loaded as one, would create MARKER: what an attacker plants."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_in_the_checkpoint_folder_is_never_executed(
+    data: TrainingData, tmp_path: Path
+) -> None:
+    marker = tmp_path / "code-ran"
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    torch.save({"state_dict": _Planted(marker)}, output_dir / "last.ckpt")
+    with pytest.warns(UnsafeCheckpointWarning, match="not a checkpoint that can be read as plain data"):
+        result = train_projection_head(data, PARAMS, replace(SETTINGS, max_epochs=1), output_dir)
+    assert not marker.exists()
+    assert result.epochs_run == 1 and [e["epoch"] for e in result.history] == [0]
