@@ -32,6 +32,8 @@ TRUNCATED = "truncated"
 TOO_SMALL = "too_small"
 TOO_LARGE = "too_large"
 UNREADABLE = "unreadable"
+# Largest whole-image resize, in crops: aspect ratios up to about 12:1 are resized exactly.
+EXACT_RESIZE_MAX_FACTOR = 16
 
 _RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -180,11 +182,19 @@ def _plan_resize(width: int, height: int, preprocessing: Preprocessing) -> _Resi
 def _resize_and_crop(
     image: Image.Image, plan: _ResizePlan, resample: Image.Resampling
 ) -> Image.Image:
-    # Resampling only the crop's source box (resize(box=...)) is faster but differs
-    # from timm by up to a few levels, so the whole image is resized, as timm does.
-    if plan.size != image.size:
-        image = image.resize(plan.size, resample)
-    return image.crop(plan.crop_box)
+    """The crop of the resized image. Resampling only the crop's source box is within a few
+    levels of timm's whole-image resize, so the whole image is resized, as timm does, unless
+    that would exceed EXACT_RESIZE_MAX_FACTOR crops: a 32 x 1 250 000 strip would grow to
+    2.5 G pixels. Then only the box is resampled, and memory stays that of one crop."""
+    if plan.size == image.size:
+        return image.crop(plan.crop_box)
+    left, top, right, bottom = plan.crop_box
+    new_width, new_height = plan.size
+    if new_width * new_height <= EXACT_RESIZE_MAX_FACTOR * (right - left) * (bottom - top):
+        return image.resize(plan.size, resample).crop(plan.crop_box)
+    x_scale, y_scale = image.width / new_width, image.height / new_height
+    box = (left * x_scale, top * y_scale, right * x_scale, bottom * y_scale)
+    return image.resize((right - left, bottom - top), resample, box=box)
 
 
 def _resampling(interpolation: str) -> Image.Resampling:

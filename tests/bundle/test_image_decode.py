@@ -222,3 +222,53 @@ def test_module_does_not_import_torch() -> None:
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+STRIP_DECODE = """
+import io, resource, sys
+import numpy as np
+from PIL import Image
+from geotriplet_assets.bundle.image_decode import decode_bytes_to_uint8
+from geotriplet_assets.bundle.preprocessing import DecodeLimits, Preprocessing
+width, height = int(sys.argv[1]), int(sys.argv[2])
+rows = np.linspace(0, 255, height, dtype=np.uint8)[:, None, None]
+strip = Image.fromarray(np.broadcast_to(rows, (height, width, 3)).copy())
+buffer = io.BytesIO()
+strip.save(buffer, "PNG")
+data = buffer.getvalue()
+del strip
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+preprocessing = Preprocessing((3, 224, 224), "bicubic", (0.5,) * 3, (0.5,) * 3, 0.875, "center")
+pixels = decode_bytes_to_uint8(data, preprocessing, DecodeLimits(32, 40_000_000))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(pixels.shape, len(data), (after - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("size", [(32, 400_000), (400_000, 32)])
+def test_a_tall_or_wide_strip_decodes_within_the_memory_of_a_few_crops(size) -> None:
+    # Resizing the whole strip as timm does would take 4 GB here (32 x 400 000 upscaled
+    # 8 times); only the crop's source box is resampled, measured in a fresh process.
+    shown = subprocess.run(
+        [sys.executable, "-c", STRIP_DECODE, *map(str, size)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    assert shown[:3] == ["(224,", "224,", "3)"]
+    assert int(shown[3]) < 500_000  # a compressible PNG: hundreds of KB, 12.8 MP
+    assert int(shown[4]) < 200, f"decoding grew the process by {shown[4]} MB"
+
+
+def test_moderate_aspect_ratios_keep_timms_exact_whole_image_resize() -> None:
+    preprocessing = Preprocessing.from_data_config(LITE0_CONFIG)
+    image = Image.fromarray(
+        np.random.default_rng(3).integers(0, 256, (300, 3000, 3), dtype=np.uint8)
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    # 10:1 resizes to 2560 x 256, 13 crops: under EXACT_RESIZE_MAX_FACTOR, still exact
+    actual = decode_bytes_for_model(buffer.getvalue(), preprocessing)
+    expected = timm.data.create_transform(**LITE0_CONFIG)(image).numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-6)

@@ -89,6 +89,24 @@ def test_an_uploaded_webp_is_accepted(client: TestClient, service_data: ServiceD
     assert response.json()["neighbours"][0]["image_id"] == image_id
 
 
+def test_a_tall_strip_within_the_pixel_limit_is_answered(client: TestClient) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    # 16 x 240 000 = 3.8 MP, inside the bundle's 4 MP limit; resized whole it would be
+    # 36 x 540 000 pixels. A compressible PNG: the upload is small.
+    rows = np.linspace(0, 255, 240_000, dtype=np.uint8)[:, None, None]
+    strip = Image.fromarray(np.broadcast_to(rows, (240_000, 16, 3)).copy())
+    buffer = io.BytesIO()
+    strip.save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 200_000
+    response = client.post("/similar", files={"image": ("strip.png", buffer.getvalue())})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["neighbours"]) == 10
+
+
 def test_upload_form_fields_filter_and_group(
     client: TestClient, service_data: ServiceData, city_bundle: LoadedBundle
 ) -> None:
