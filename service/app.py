@@ -56,6 +56,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             max_k=settings.max_k,
             max_radius_m=settings.max_radius_m,
             max_batch=settings.max_batch,
+            max_vector_length=settings.max_vector_length,
         )
     )
     app.state.settings = settings

@@ -7,15 +7,25 @@ what /openapi.json documents.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from geotriplet_assets.bundle.search import GeoFilter
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MAX_DESCRIBED_ERRORS = 10
+MAX_LOCATION_CHARS = 120
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class QueryLimits:
     max_k: int
     max_radius_m: float
     max_batch: int
+    max_vector_length: int
 
 
 _GEO_FIELDS = ("lat", "lon", "radius_m")
@@ -104,12 +115,18 @@ class JsonQuery(SearchParameters):
     image_id: str | None = Field(
         None, min_length=1, description="An indexed image; never returned as its own neighbour."
     )
-    vector: list[FiniteFloat] | None = Field(
-        None,
-        min_length=1,
-        description="An embedding in the head's space (embedding_dim values); normalised to "
-        "unit length before search, so scores are cosine similarities.",
-    )
+    vector: list[FiniteFloat] | None = Field(None, min_length=1)  # its limit: request_models
+
+    @field_validator("vector", mode="before")
+    @classmethod
+    def _only_the_first_bad_value(cls, value: Any) -> Any:
+        """Cut the vector after its first value that is not a finite number: the answer names
+        that one, and a long bad vector costs one error, not one per value."""
+        if isinstance(value, list):
+            for position, item in enumerate(value):
+                if not _finite_number(item):
+                    return value[: position + 1]
+        return value
 
     @model_validator(mode="after")
     def _one_query_form(self) -> JsonQuery:
@@ -120,6 +137,15 @@ class JsonQuery(SearchParameters):
                 "exclude_same_building needs an image_id query (a vector has no building)"
             )
         return self
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 class UploadParameters(SearchParameters):
@@ -169,7 +195,17 @@ def request_models(limits: QueryLimits) -> RequestModels:
             description=f"Filter radius in great-circle metres, at most {limits.max_radius_m:g}.",
         ),
     )
-    query = create_model("SimilarQuery", __base__=JsonQuery, k=k, radius_m=radius_m)
+    vector = (
+        list[FiniteFloat] | None,
+        Field(
+            None,
+            min_length=1,
+            max_length=limits.max_vector_length,
+            description="An embedding in the head's space (embedding_dim values); normalised "
+            "to unit length before search, so scores are cosine similarities.",
+        ),
+    )
+    query = create_model("SimilarQuery", __base__=JsonQuery, k=k, radius_m=radius_m, vector=vector)
     batch = create_model(
         "SimilarBatch",
         __base__=BatchRequest,
@@ -180,13 +216,20 @@ def request_models(limits: QueryLimits) -> RequestModels:
 
 
 def describe_errors(errors: list[ErrorDetails] | list[dict[str, Any]]) -> str:
-    """Pydantic errors as one line: 'queries.0.k: Input should be less than or equal to 100'."""
+    """Pydantic errors as one line: 'queries.0.k: Input should be less than or equal to 100'.
+
+    At most MAX_DESCRIBED_ERRORS are described, each location cut to MAX_LOCATION_CHARS
+    (keys come from the request), so a large bad body cannot make a large answer."""
     parts = []
-    for error in errors:
+    for error in errors[:MAX_DESCRIBED_ERRORS]:
         location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        if len(location) > MAX_LOCATION_CHARS:
+            location = location[:MAX_LOCATION_CHARS] + "..."
         message = str(error.get("msg", "invalid"))
         message = message.removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
+    if len(errors) > MAX_DESCRIBED_ERRORS:
+        parts.append(f"and {len(errors) - MAX_DESCRIBED_ERRORS} more errors")
     return "; ".join(parts) or "invalid request"
 
 

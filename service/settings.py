@@ -25,6 +25,12 @@ class ServiceSettings(BaseSettings):
     max_k: int = Field(100, ge=1, description="Largest k a query may ask for.")
     max_batch: int = Field(64, ge=1, description="Most queries in one JSON `queries` request.")
     max_upload_bytes: int = Field(20 * MIB, ge=1, description="Largest request body, in bytes.")
+    max_json_bytes: int = Field(
+        4 * MIB, ge=1, description="Largest JSON request body, in bytes (checked before parsing)."
+    )
+    max_vector_length: int = Field(
+        4096, ge=1, description="Most values a query vector may have (any bundle's dimension)."
+    )
     max_pixels: int = Field(
         40_000_000, ge=1, description="Largest uploaded image (width x height) decoded."
     )

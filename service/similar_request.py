@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.schemas import RequestModels, SearchParameters, describe_errors
@@ -44,7 +45,9 @@ async def read_similar_request(request: Request) -> SimilarRequest:
     models: RequestModels = request.app.state.request_models
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == JSON_MEDIA_TYPE:
-        return _read_json(await request.body(), models)
+        body = await _read_bounded_body(request, request.app.state.settings.max_json_bytes)
+        # Parsing and validating a large body takes CPU time: off the event loop.
+        return await run_in_threadpool(_read_json, body, models)
     if media_type == MULTIPART_MEDIA_TYPE:
         return await _read_multipart(request, models, request.app.state.settings.max_upload_bytes)
     raise HTTPException(
@@ -52,6 +55,20 @@ async def read_similar_request(request: Request) -> SimilarRequest:
         f"unsupported content type {media_type or '(none)'!r}: send application/json "
         f"or multipart/form-data with a file field {IMAGE_FIELD!r}",
     )
+
+
+async def _read_bounded_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused with a 413 as soon as it is known to exceed MAX_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"JSON body exceeds the limit of {max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(413, f"JSON body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_json(body: bytes, models: RequestModels) -> SimilarRequest:

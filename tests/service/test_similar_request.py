@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.app import create_app
 from tests.factories.bundles import photo_bytes
+from tests.factories.service_app import ServiceData, service_settings, wait_until_ready
 
 IMAGE_ID = "city/1/100/img_00000"
 DIM = 16
@@ -198,3 +202,71 @@ def test_a_repeated_form_field_is_refused(client: TestClient) -> None:
     response = client.post("/similar", files=files)
     assert response.status_code == 422
     assert response.json()["detail"] == "form field 'k' is given more than once"
+
+
+@pytest.fixture(scope="module")
+def roomy_client(service_data: ServiceData) -> Iterator[TestClient]:
+    """The real app with the default body limits (20 MiB, JSON 4 MiB)."""
+    with TestClient(create_app(service_settings(service_data.bundles_dir))) as test_client:
+        wait_until_ready(test_client)
+        yield test_client
+
+
+def _measured(client: TestClient, body: bytes) -> tuple[Any, int]:
+    """The answer to a JSON POST /similar of BODY and the peak of Python allocations it took."""
+    tracemalloc.start()
+    try:
+        response = client.post(
+            "/similar", content=body, headers={"content-type": "application/json"}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return response, peak
+
+
+@pytest.mark.parametrize(
+    ("element", "queries"),
+    [(b'""', 64), (b"{}", 64), (b"NaN", 64), (b"1e999", 64), (b"true", 64), (10**400, 2)],
+    ids=["strings", "objects", "nan", "overflowing-float", "booleans", "huge-integers"],
+)
+def test_a_large_bad_batch_costs_little_and_answers_briefly(
+    roomy_client: TestClient, element: bytes | int, queries: int
+) -> None:
+    # Queries of 4 096 bad values each, 1 to 4 MB of JSON: the worst the limits allow.
+    # Each vector costs one error; the answer names ten of them.
+    value = element if isinstance(element, bytes) else str(element).encode()
+    vector = b"[" + b",".join([value] * 4096) + b"]"
+    body = b'{"queries": [' + b",".join([b'{"vector": ' + vector + b"}"] * queries) + b"]}"
+    assert len(body) <= 4 * 1024 * 1024
+    response, peak = _measured(roomy_client, body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("queries.0.vector.0: ")
+    if queries > 10:
+        assert f"and {queries - 10} more errors" in detail
+    assert len(response.content) < 4_000
+    assert peak < 200 * 1024 * 1024, f"{peak / 2**20:.0f} MiB of Python objects"
+
+
+def test_a_json_body_over_its_limit_is_refused_before_parsing(roomy_client: TestClient) -> None:
+    body = b'{"vector": [' + b",".join([b'""'] * (5 * 1024 * 1024 // 3)) + b"]}"
+    response, peak = _measured(roomy_client, body)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "JSON body exceeds the limit of 4194304 bytes"
+    assert peak < 4 * len(body)
+
+
+def test_a_vector_longer_than_any_bundle_is_one_error(roomy_client: TestClient) -> None:
+    response = roomy_client.post("/similar", json={"vector": [0.5] * 5000})
+    assert response.status_code == 422
+    assert (
+        response.json()["detail"]
+        == "vector: List should have at most 4096 items after validation, not 5000"
+    )
+
+
+def test_a_huge_key_is_not_echoed_whole(roomy_client: TestClient) -> None:
+    response = roomy_client.post("/similar", json={"x" * 100_000: 1, "image_id": IMAGE_ID})
+    assert response.status_code == 422
+    assert len(response.content) < 1_000
