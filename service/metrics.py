@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geotriplet_assets.bundle.load import LoadedBundle
@@ -18,6 +19,8 @@ LATENCY_BUCKETS = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )  # fmt: skip
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# nginx's status for a request whose client closed the connection before the answer.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ServiceMetrics:
@@ -104,6 +107,9 @@ class RequestMetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody to answer and nothing went wrong here.
+            status = CLIENT_CLOSED_REQUEST
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -67,3 +71,60 @@ def test_the_413_of_the_body_limit_is_counted(service_data: ServiceData) -> None
         ]
         == 1
     )
+
+
+def _disconnecting(body: bytes):
+    """An ASGI `receive` whose client sends the first bytes of BODY, then hangs up."""
+    messages = iter(
+        [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict:
+        return next(messages)
+
+    return receive
+
+
+def test_a_client_that_disconnects_mid_body_is_counted_apart_and_logs_no_error(
+    service_data: ServiceData, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps({"image_id": "city/1/100/img_00000"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/similar",
+        "raw_path": b"/similar",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    app = create_app(service_settings(service_data.bundles_dir))
+    with TestClient(app) as client, caplog.at_level(logging.INFO):
+        wait_until_ready(client)
+        for _ in range(3):
+            client.portal.call(app, scope, _disconnecting(body), send)
+        samples = _samples(client)
+    assert sent == []
+    by_status = {
+        dict(labels)["status"]: value
+        for (name, labels), value in samples.items()
+        if name == "geotriplet_requests_total" and dict(labels)["endpoint"] == "/similar"
+    }
+    assert by_status == {"499": 3}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
