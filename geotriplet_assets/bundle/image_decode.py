@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import io
 import math
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +72,18 @@ def decode_to_uint8(
     *,
     use_draft: bool = True,
 ) -> np.ndarray:
-    """The resized, cropped (H, W, 3) uint8 RGB pixels of the image file at PATH."""
+    """The resized, cropped (H, W, 3) uint8 RGB pixels of the image file at PATH.
+
+    Only a regular file is read: opening a FIFO would block until something writes to it,
+    so the file is opened without blocking and checked first.
+    """
     try:
-        handle = path.open("rb")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as error:
-        raise ImageRejected(UNREADABLE, f"{path}: {error}") from error
-    with handle:
+        raise ImageRejected(UNREADABLE, f"{path}: {error.strerror or error}") from error
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ImageRejected(UNREADABLE, f"{path}: not a regular file")
         return _decode(handle, str(path), preprocessing, limits, use_draft)
 
 

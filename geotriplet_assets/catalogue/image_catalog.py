@@ -26,6 +26,13 @@ REJECTIONS_FILE = "rejections.parquet"
 IMAGE_MISSING = "image_missing"
 DUPLICATE_IMAGE_ID = "duplicate_image_id"
 METADATA_MISSING = "metadata_missing"
+NOT_A_REGULAR_FILE = "not_a_regular_file"
+UNDECODABLE_NAME = "undecodable_name"
+DUPLICATE_VIEW = "duplicate_view"
+MAX_DETAIL_CHARS = 200
+# One photograph: the views of a target share a PatchID and differ by StreetViewID (None in
+# the short form, whose d line has no StreetViewID).
+VIEW_KEY = ("dataset_id", "target_id", "patch_id", "street_view_id")
 
 _EXTRA_FLOAT_FIELDS = tuple(name for name in LONG_D_FIELDS[4:] if name not in ("lat", "lon"))
 IMAGE_DTYPES: dict[str, str] = {
@@ -72,30 +79,72 @@ class _Stem:
 
 
 def _scan(root: str) -> tuple[dict[str, _Stem], list[dict[str, Any]]]:
-    """Group metadata and image files by relative stem; report unreadable folders."""
+    """Group metadata and image files by relative stem; report what cannot be used as a file.
+
+    Only regular files are catalogued: a FIFO, device, socket or symbolic link with an image
+    or metadata extension is a rejection (reading a FIFO would block forever, a link could
+    point anywhere). So is a name that is not UTF-8, which no table could hold.
+    """
     stems: dict[str, _Stem] = defaultdict(_Stem)
     rejections: list[dict[str, Any]] = []
-
-    def on_error(error: OSError) -> None:
-        relative = os.path.relpath(error.filename, root).replace(os.sep, "/")
-        rejections.append(
-            _rejection(relative, 0, Reason.UNREADABLE_FILE, f"cannot list folder: {error}")
-        )
-
-    for folder, _, names in os.walk(root, onerror=on_error):
-        relative_folder = os.path.relpath(folder, root)
-        prefix = "" if relative_folder == "." else relative_folder.replace(os.sep, "/") + "/"
-        for name in names:
-            stem, extension = os.path.splitext(name)
-            extension = extension.lower()
-            if extension == METADATA_EXTENSION:
-                stems[prefix + stem].metadata.append(prefix + name)
-            elif extension in IMAGE_EXTENSIONS:
-                stems[prefix + stem].images.append(prefix + name)
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, prefix) if prefix else root) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            detail = f"cannot list folder: {error.strerror or error}"
+            folder = prefix.rstrip("/") or "."
+            rejections.append(_rejection(folder, 0, Reason.UNREADABLE_FILE, detail))
+            continue
+        for entry in entries:
+            relative = prefix + entry.name
+            if not _is_utf8(entry.name):
+                rejections.append(_undecodable_name(relative))
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(relative + "/")
+            else:
+                _add_file(stems, rejections, entry, relative)
     return stems, rejections
 
 
+def _add_file(
+    stems: dict[str, _Stem],
+    rejections: list[dict[str, Any]],
+    entry: os.DirEntry[str],
+    relative: str,
+) -> None:
+    stem, extension = os.path.splitext(relative)
+    extension = extension.lower()
+    if extension != METADATA_EXTENSION and extension not in IMAGE_EXTENSIONS:
+        return
+    if not entry.is_file(follow_symlinks=False):
+        kind = "a symbolic link" if entry.is_symlink() else "not a regular file"
+        detail = f"{kind}: only regular files are read"
+        rejections.append(_rejection(relative, 0, NOT_A_REGULAR_FILE, detail))
+    elif extension == METADATA_EXTENSION:
+        stems[stem].metadata.append(relative)
+    else:
+        stems[stem].images.append(relative)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode keeps undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def _undecodable_name(relative: str) -> dict[str, Any]:
+    shown = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _rejection(shown, 0, UNDECODABLE_NAME, "the file name is not valid UTF-8")
+
+
 def _rejection(file: str, line: int, reason: str, detail: str) -> dict[str, Any]:
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
     return {"file": file, "line": line, "reason": str(reason), "detail": detail}
 
 
@@ -145,6 +194,12 @@ def _catalog_stem(
         return None, [_rejection(image, 0, Reason.UNREADABLE_FILE, detail)]
 
 
+def _duplicate_view(row: dict[str, Any], first: str) -> dict[str, Any]:
+    view = ", ".join(f"{name} {row[name]}" for name in VIEW_KEY)
+    detail = f"the same view ({view}) as {first}, which is kept"
+    return _rejection(row["metadata_path"], 1, DUPLICATE_VIEW, detail)
+
+
 def build_catalog(input_dir: Path) -> Catalog:
     """Pair every image with its `.txt` metadata under input_dir, recursively."""
     input_dir = Path(input_dir)
@@ -155,10 +210,16 @@ def build_catalog(input_dir: Path) -> Catalog:
     root = os.fspath(input_dir)
     stems, rejections = _scan(root)
     rows: list[dict[str, Any]] = []
+    first_of_view: dict[tuple[Any, ...], str] = {}
     for image_id in sorted(stems):
         row, problems = _catalog_stem(root, image_id, stems[image_id])
         if row is not None:
-            rows.append(row)
+            view = tuple(row[name] for name in VIEW_KEY)
+            if view in first_of_view:
+                problems = [_duplicate_view(row, first_of_view[view])]
+            else:
+                first_of_view[view] = image_id
+                rows.append(row)
         rejections.extend(problems)
     catalog = Catalog(images=_images_frame(rows), rejections=_rejections_frame(rejections))
     if catalog.images.empty:

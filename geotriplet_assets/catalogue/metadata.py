@@ -63,6 +63,7 @@ C_FIELDS = ("lat", "lon")
 COORDINATE_TOLERANCE_DEG = 1e-6
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+SHOWN_TOKEN_CHARS = 32
 
 
 class MetadataError(ValueError):
@@ -104,12 +105,21 @@ class ImageMetadata:
     roll: float | None = None
 
 
+def _shown(token: str) -> str:
+    """A token of the file as it appears in a rejection: quoted, at most SHOWN_TOKEN_CHARS."""
+    if len(token) > SHOWN_TOKEN_CHARS:
+        return repr(token[:SHOWN_TOKEN_CHARS]) + f"... ({len(token)} characters)"
+    return repr(token)
+
+
 def _parse_id(token: str, field: str, line: int) -> int:
     if not _INTEGER.fullmatch(token):
-        raise MetadataError(Reason.INVALID_NUMBER, line, f"{field} {token!r} is not an integer")
+        raise MetadataError(
+            Reason.INVALID_NUMBER, line, f"{field} {_shown(token)} is not an integer"
+        )
     value = int(token)
     if value < 0:
-        raise MetadataError(Reason.INVALID_ID, line, f"{field} {token!r} is negative")
+        raise MetadataError(Reason.INVALID_ID, line, f"{field} {_shown(token)} is negative")
     return value
 
 
@@ -120,7 +130,7 @@ def _parse_float(token: str, field: str, line: int) -> float:
         value = math.nan
     if "_" in token or not math.isfinite(value):
         raise MetadataError(
-            Reason.INVALID_NUMBER, line, f"{field} {token!r} is not a finite number"
+            Reason.INVALID_NUMBER, line, f"{field} {_shown(token)} is not a finite number"
         )
     return value
 
@@ -162,7 +172,7 @@ def _check_a_line(tokens: list[str], line: int) -> None:
     except ValueError:
         bad = next(token for token in tokens[1:] if not _is_float(token))
         raise MetadataError(
-            Reason.MALFORMED_A_LINE, line, f"a line value {bad!r} is not a number"
+            Reason.MALFORMED_A_LINE, line, f"a line value {_shown(bad)} is not a number"
         ) from None
 
 
@@ -216,7 +226,7 @@ def parse_metadata(text: str) -> ImageMetadata:
             raise MetadataError(
                 Reason.UNKNOWN_RECORD_TYPE,
                 number,
-                f"record type {record!r} is not one of 'd', 'a', 'c'",
+                f"record type {_shown(record)} is not one of 'd', 'a', 'c'",
             )
     if not saw_content:
         raise MetadataError(Reason.EMPTY_FILE, 0, "file has no content")

@@ -285,3 +285,74 @@ def test_unreadable_folder_and_file_are_rejections(tmp_path: Path) -> None:
     rows = list(catalog.rejections[["file", "line", "reason"]].itertuples(index=False, name=None))
     assert rows == [("b.txt", 0, "unreadable_file"), ("locked", 0, "unreadable_file")]
     assert catalog.images["image_id"].tolist() == ["a"]
+
+
+def _rejected(catalog: Catalog) -> dict[str, tuple[str, str]]:
+    return {
+        row.file: (row.reason, row.detail) for row in catalog.rejections.itertuples(index=False)
+    }
+
+
+def test_a_file_name_that_is_not_utf8_is_a_rejection_not_a_crash(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    write_text(root / "good.txt", long_d("1", "1", 1))
+    write_image(root / "good.jpg")
+    bad = os.fsencode(root) + b"/caf\xe9"
+    with open(bad + b".txt", "w") as handle:
+        handle.write(long_d("1", "2", 1))
+    write_image(Path(os.fsdecode(bad + b".jpg")))
+    catalog = build_catalog(root)
+    assert catalog.images["image_id"].tolist() == ["good"]
+    rejected = _rejected(catalog)
+    assert rejected["caf\\xe9.txt"] == ("undecodable_name", "the file name is not valid UTF-8")
+    assert rejected["caf\\xe9.jpg"][0] == "undecodable_name"
+    write_catalog(catalog, tmp_path / "out")  # the tables hold every name
+    assert len(read_catalog(tmp_path / "out").rejections) == 2
+
+
+def test_a_fifo_or_a_symlink_is_rejected_without_being_opened(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    write_text(root / "good.txt", long_d("1", "1", 1))
+    write_image(root / "good.jpg")
+    write_text(root / "pipe.txt", long_d("1", "2", 1))
+    os.mkfifo(root / "pipe.jpg")  # opening it for reading would block forever
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2 is the password\n")
+    (root / "linked.txt").symlink_to(secret)
+    write_image(root / "linked.jpg")
+    catalog = build_catalog(root)
+    assert catalog.images["image_id"].tolist() == ["good"]
+    rejected = _rejected(catalog)
+    assert rejected["pipe.jpg"] == (
+        "not_a_regular_file",
+        "not a regular file: only regular files are read",
+    )
+    assert rejected["linked.txt"][0] == "not_a_regular_file"
+    assert "symbolic link" in rejected["linked.txt"][1]
+    assert not catalog.rejections["detail"].str.contains("hunter2").any()
+
+
+def test_the_same_view_twice_is_kept_once_and_reported(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for folder in ("a", "b"):
+        write_text(root / folder / "view.txt", long_d("1", "7", 3))
+        write_image(root / folder / "view.jpg")
+    write_text(root / "a" / "other.txt", long_d("1", "7", 3).replace(" 123456 ", " 123457 "))
+    write_image(root / "a" / "other.jpg")
+    catalog = build_catalog(root)
+    assert catalog.images["image_id"].tolist() == ["a/other", "a/view"]
+    reason, detail = _rejected(catalog)["b/view.txt"]
+    assert reason == "duplicate_view"
+    assert "as a/view, which is kept" in detail
+
+
+def test_details_never_carry_more_than_a_short_quote_of_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    write_text(root / "long.txt", "d 1 2 " + "9" * 5_000_000 + "x\n")
+    write_image(root / "long.jpg")
+    write_text(root / "good.txt", long_d("1", "1", 1))
+    write_image(root / "good.jpg")
+    reason, detail = _rejected(build_catalog(root))["long.txt"]
+    assert reason == "invalid_number"
+    assert len(detail) <= 200
+    assert "(5000001 characters)" in detail
