@@ -95,7 +95,12 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
             f"(recall@10 vs exact {bundle['recall_at_10_vs_exact']:.3f}) -> {layout.bundles_dir}"
         )
     report = metadata.get("retrieval_report", {})
-    if report:
+    if report and not report["queries"]:
+        console.print(
+            "  through the bundle: nothing measured, no test image's building has another "
+            f"view (see the splits above) -> {layout.retrieval_report_path}"
+        )
+    elif report:
         console.print(
             f"  through the bundle: test recall@1 {report['recall_at_1']:.3f}, "
             f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "

@@ -41,10 +41,16 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
     )
     with atomic_path(layout.retrieval_report_path) as temporary:
         temporary.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
-    context.log.info(
-        f"bundle {report.bundle_version}: test recall@1 {report.recall_at[1]:.3f} over "
-        f"{report.queries} queries"
-    )
+    if report.queries:
+        context.log.info(
+            f"bundle {report.bundle_version}: test recall@1 {report.recall_at[1]:.3f} over "
+            f"{report.queries} queries"
+        )
+    else:
+        context.log.warning(
+            f"bundle {report.bundle_version}: no test image whose building has another view, "
+            "so nothing could be measured (too few targets for the splits' buffer?)"
+        )
     return dg.MaterializeResult(
         metadata={
             "bundle_version": report.bundle_version,
@@ -59,4 +65,21 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
             "upload_top1_agreement": report.upload_top1_agreement,
             "summary": preview_table(pd.DataFrame([report.summary_row()]), rows=1),
         }
+    )
+
+
+@dg.asset_check(
+    asset=retrieval_report,
+    description="Warns when the test split has no building with two views, so that the "
+    "report could measure nothing (a tiny data set, or a buffer that excluded the rest).",
+)
+def retrieval_report_measured_test_queries(settings: GeoTripletSettings) -> dg.AssetCheckResult:
+    report = json.loads(settings.layout.retrieval_report_path.read_text(encoding="utf-8"))
+    return dg.AssetCheckResult(
+        passed=report["queries"] > 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "queries": report["queries"],
+            "test_images_without_another_view": report["skipped_single_image_buildings"],
+        },
     )

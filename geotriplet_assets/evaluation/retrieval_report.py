@@ -7,6 +7,7 @@ does (its own row excluded); a sample also goes through the uploaded-image path
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,14 @@ class ReportError(ValueError):
     """The bundle cannot be evaluated (no bundle, no test images)."""
 
 
+def _nan_as_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_as_none(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 @dataclass(frozen=True)
 class RetrievalReport:
     bundle_version: str
@@ -44,9 +53,10 @@ class RetrievalReport:
     upload_top1_agreement: float | None
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON: metrics that could not be measured (no query) are null."""
         values = asdict(self)
         values["recall_at"] = {str(k): v for k, v in self.recall_at.items()}
-        return values
+        return _nan_as_none(values)
 
     def summary_row(self) -> dict[str, Any]:
         return {
@@ -76,7 +86,7 @@ def build_retrieval_report(
     test_rows = np.flatnonzero(images.splits.to_numpy(zero_copy_only=False) == "test")
     query_rows = test_rows[relevant_count[test_rows] > 0]
     if len(query_rows) == 0:
-        raise ReportError(f"bundle {version} has no test image whose building has another view")
+        return _without_queries(version, bundle.index_type, ks, len(test_rows))
     depth = int(min(max(max(ks), relevant_count[query_rows].max()), bundle.count - 1))
     found = _search_rows(bundle, query_rows, depth)
     relevant = building[found] == building[query_rows][:, None]
@@ -95,6 +105,28 @@ def build_retrieval_report(
         p90_error_m=float(np.percentile(errors, 90)),
         mean_error_m=float(errors.mean()),
         **upload,
+    )
+
+
+def _without_queries(
+    version: str, index_type: str, ks: Sequence[int], test_images: int
+) -> RetrievalReport:
+    """The report of a bundle whose test split has no building with two views (a tiny or
+    heavily buffered data set): nothing can be measured, which the report says."""
+    nan = float("nan")
+    return RetrievalReport(
+        bundle_version=version,
+        index_type=index_type,
+        queries=0,
+        skipped_single_image_buildings=test_images,
+        recall_at=dict.fromkeys(ks, nan),
+        map_at_r=nan,
+        median_error_m=nan,
+        p90_error_m=nan,
+        mean_error_m=nan,
+        upload_queries=0,
+        upload_min_cosine=None,
+        upload_top1_agreement=None,
     )
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.errors import BundleLoadError
 from geotriplet_assets.bundle.image_table import IMAGE_COLUMNS, write_image_table
+from geotriplet_assets.bundle.load import load_bundle
 from geotriplet_assets.bundle.manifest import (
     check_bundle_files,
     describe_files,
@@ -66,6 +67,8 @@ def publish_bundle(
 ) -> PublishedBundle:
     """Write a bundle of VECTORS (row i = IMAGES row i) and make it current.
 
+    The bundle is loaded as the service loads it (every file hashed, the model run once)
+    before it is renamed into place, so `current` never names a bundle that fails to load.
     When the current bundle already holds exactly this content it is kept, not duplicated.
     """
     vectors = _checked_inputs(vectors, images, model_path)
@@ -92,6 +95,8 @@ def publish_bundle(
             "software": _software_versions(),
         }
         manifest = write_manifest(staging, document)
+        # Load it exactly as the service will before anything can point at it.
+        load_bundle(staging, verify_hashes=True)
         final = bundles_dir / version
         if final.exists():
             raise FileExistsError(f"bundle {final} already exists")

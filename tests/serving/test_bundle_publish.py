@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from geotriplet_assets.bundle import layout as fmt
+from geotriplet_assets.bundle.errors import BundleLoadError
 from geotriplet_assets.bundle.image_table import IMAGE_COLUMNS
 from geotriplet_assets.bundle.manifest import check_bundle_files, read_manifest
 from geotriplet_assets.bundle.preprocessing import DecodeLimits, Preprocessing
@@ -18,6 +19,7 @@ from geotriplet_assets.serving.bundle_publish import (
     prune_bundles,
     publish_bundle,
 )
+from tests.factories.bundles import write_tiny_model
 
 PREPROCESSING = Preprocessing(
     (3, 32, 32), "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.875, "center"
@@ -45,8 +47,9 @@ def image_table(count: int) -> pd.DataFrame:
 
 @pytest.fixture
 def model_file(tmp_path: Path) -> Path:
+    """A real ONNX model of the bundle's form: the bundle is loaded before it is published."""
     path = tmp_path / "model.onnx"
-    path.write_bytes(b"onnx bytes stand-in")
+    write_tiny_model(path, size=32, dim=16)
     return path
 
 
@@ -141,3 +144,14 @@ def test_a_crashed_publisher_leaves_no_pointer_and_its_leftovers_are_cleaned(tmp
     os.utime(leftover, (old, old))
     publish(bundles, model_file, unit_vectors(10))
     assert not leftover.exists()
+
+
+def test_a_bundle_that_would_not_load_is_never_published(tmp_path, model_file):
+    bundles = tmp_path / "bundles"
+    first = publish(bundles, model_file, unit_vectors(30, seed=0))
+    broken_model = tmp_path / "broken.onnx"
+    broken_model.write_bytes(b"not a model")
+    with pytest.raises(BundleLoadError, match="ONNX Runtime cannot load"):
+        publish(bundles, broken_model, unit_vectors(30, seed=1))
+    assert fmt.read_current_version(bundles) == first.version
+    assert [p.name for p in bundles.iterdir() if p.is_dir()] == [first.version]
