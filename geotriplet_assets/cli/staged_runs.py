@@ -11,6 +11,7 @@ real Dagster run recorded in the instance, visible in `dagster dev`.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
 from geotriplet_assets.defs.resources import GeoTripletSettings
 from geotriplet_assets.paths import dataset_partition_key
 
+HOST_TAG = "geotriplet/host"
+PID_TAG = "geotriplet/pid"
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LOCAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
@@ -109,6 +112,7 @@ def _run(
             instance=instance,
             resources={"settings": settings},
             run_config=QUIET_RUN_CONFIG,
+            tags=_process_tags(),
             raise_on_error=False,
         )
     except dg.DagsterError as exc:
@@ -142,6 +146,40 @@ def _run(
     return record
 
 
+def _process_tags() -> dict[str, str]:
+    """Which process runs the in-process run: to tell, later, whether it is still alive."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs of `geotriplet materialize` on this host whose process is gone
+    (killed, out of memory) while they were STARTED; returns their ids. A deployment's
+    daemon does the same for its runs (`run_monitoring` in dagster.yaml)."""
+    started = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED], tags={HOST_TAG: socket.gethostname()}
+        )
+    )
+    abandoned = [run for run in started if not _alive(int(run.tags.get(PID_TAG, "0")))]
+    for run in abandoned:
+        instance.report_run_failed(
+            run, f"process {run.tags.get(PID_TAG)} ended without finishing the run"
+        )
+    return [run.run_id for run in abandoned]
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def materialize_all(
     config_path: Path | None,
     instance: dg.DagsterInstance,
@@ -149,6 +187,7 @@ def materialize_all(
 ) -> list[RunRecord]:
     """Materialise every asset; ON_STAGE(label, index, total) is called before each run."""
     settings = GeoTripletSettings(config_path=str(config_path) if config_path else "")
+    fail_abandoned_runs(instance)
     runs = stages(ALL_ASSETS)
     records = []
 

@@ -21,8 +21,10 @@ from geotriplet_assets.features.backbone import BackboneSpec
 from geotriplet_assets.features.embedder import Embedder
 from geotriplet_assets.features.embedding_store import (
     EmbeddingShard,
+    EmbeddingShardError,
     read_embedding_shard,
     read_shard_attrs,
+    read_verified_shard,
     write_embedding_shard,
 )
 from geotriplet_assets.features.fingerprint import images_fingerprint
@@ -141,12 +143,33 @@ def _embed_shard(
     return _Shard(path, run.embeddings, run.rejections, run.seconds, run.engine, run.device, False)
 
 
-def _reused_shard(context: dg.AssetExecutionContext, path: Path, fingerprint: str) -> _Shard:
+def _reusable_shard(
+    context: dg.AssetExecutionContext, path: Path, fingerprint: str
+) -> tuple[_Shard | None, str]:
+    """The shard at PATH if it holds these inputs' embeddings intact; else None and, when a
+    shard was there but could not be trusted, why (it is then recomputed, with a warning)."""
+    if not path.is_file():
+        return None, ""
+    try:
+        if read_shard_attrs(path).get("fingerprint") != fingerprint:
+            return None, ""
+        stored = read_verified_shard(path)
+    except (EmbeddingShardError, OSError, KeyError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        context.log.warning(f"{path} cannot be reused ({problem}); embedding again")
+        return None, problem
     context.log.info(f"{path} is up to date (fingerprint {fingerprint[:12]}); reused")
-    shard = read_embedding_shard(path)
-    assert shard.embeddings is not None
-    engine = str(shard.attrs.get("engine"))
-    return _Shard(path, shard.embeddings, shard.rejections, 0.0, engine, "reused", True)
+    assert stored.embeddings is not None
+    engine = str(stored.attrs.get("engine"))
+    return _Shard(path, stored.embeddings, stored.rejections, 0.0, engine, "reused", True), ""
+
+
+def _sweep_temporaries(context: dg.AssetExecutionContext, path: Path) -> None:
+    """Remove what a killed write of this partition's shard left (`.<name>.<pid>.tmp`);
+    only this partition's run writes that shard."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+        context.log.warning(f"removed {leftover}, left by an interrupted write")
 
 
 @dg.asset(
@@ -176,14 +199,15 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
     }
     fingerprint = images_fingerprint(images, identity)
     path = settings.layout.embedding_shard(embedder.model_name, dataset_id)
-    if path.is_file() and read_shard_attrs(path).get("fingerprint") == fingerprint:
-        shard = _reused_shard(context, path, fingerprint)
-    else:
+    _sweep_temporaries(context, path)
+    shard, problem = _reusable_shard(context, path, fingerprint)
+    if shard is None:
         attrs = {**identity, "dataset_id": dataset_id, "fingerprint": fingerprint}
         shard = _embed_shard(context, embedder, images, config, path, attrs)
-    return dg.MaterializeResult(
-        metadata=_shard_metadata(shard, images, embedder, partition, fingerprint)
-    )
+    metadata = _shard_metadata(shard, images, embedder, partition, fingerprint)
+    if problem:
+        metadata["recomputed_because"] = problem
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _shard_metadata(

@@ -6,6 +6,7 @@ Layout: `embeddings` (N x D float32), `image_ids` (N utf-8 strings), group
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,9 @@ import pandas as pd
 from geotriplet_assets.bundle.preprocessing import Preprocessing
 from geotriplet_assets.paths import atomic_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REQUIRED_ATTRS = ("model_name", "weights_sha256", "preprocessing", "engine")
-COMPUTED_ATTRS = ("dtype", "dim", "count", "schema_version", "created_at")
+COMPUTED_ATTRS = ("dtype", "dim", "count", "schema_version", "created_at", "content_sha256")
 REJECTION_COLUMNS = ("image_id", "reason", "detail")
 _CHUNK_ROWS = 1024
 _STRING = h5py.string_dtype("utf-8")
@@ -76,6 +77,7 @@ def write_embedding_shard(
         "count": count,
         "schema_version": SCHEMA_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "content_sha256": content_sha256(embeddings, image_ids, rejections),
     }
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as shard:
         shard.create_dataset(
@@ -97,6 +99,32 @@ def read_shard_attrs(path: Path) -> dict[str, AttrValue]:
     """The file attrs of the shard at PATH, without reading any dataset."""
     with _open_shard(path) as shard:
         return _attrs(shard, path)
+
+
+def content_sha256(
+    embeddings: np.ndarray, image_ids: Sequence[str], rejections: pd.DataFrame
+) -> str:
+    """SHA-256 of what a shard holds: its float32 rows, image ids and rejections."""
+    digest = hashlib.sha256()
+    for start in range(0, len(embeddings), _CHUNK_ROWS):
+        block = embeddings[start : start + _CHUNK_ROWS]
+        digest.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
+    for values in (image_ids, *(rejections[column] for column in REJECTION_COLUMNS)):
+        digest.update("\0".join(map(str, values)).encode("utf-8", "surrogateescape") + b"\1")
+    return digest.hexdigest()
+
+
+def read_verified_shard(path: Path) -> EmbeddingShard:
+    """The whole shard at PATH, its content checked against the checksum it was written with;
+    raises EmbeddingShardError for a damaged or edited shard."""
+    shard = read_embedding_shard(path)
+    assert shard.embeddings is not None
+    actual = content_sha256(shard.embeddings, shard.image_ids, shard.rejections)
+    if actual != shard.attrs["content_sha256"]:
+        raise EmbeddingShardError(
+            f"{path}: its content no longer matches the checksum it was written with"
+        )
+    return shard
 
 
 def read_embedding_shard(path: Path, *, load_embeddings: bool = True) -> EmbeddingShard:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import h5py
@@ -11,7 +12,12 @@ import pandas as pd
 import pytest
 
 from geotriplet_assets.cli.main import main
-from geotriplet_assets.features.embedding_store import SCHEMA_VERSION
+from geotriplet_assets.features.embedding_store import (
+    SCHEMA_VERSION,
+    content_sha256,
+    read_embedding_shard,
+    read_verified_shard,
+)
 from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
 
 pytestmark = pytest.mark.slow
@@ -80,16 +86,58 @@ def test_rematerialising_unchanged_data_reuses_the_shards(pipeline: TinyCityPipe
     assert materialization_metadata(pipeline.instance, "projection_head")["resumed"] is True
 
 
+def _reseal(path: Path) -> None:
+    """Record the shard's current content as its checksum, as a buggy writer could."""
+    shard = read_embedding_shard(path)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["content_sha256"] = content_sha256(
+            shard.embeddings, shard.image_ids, shard.rejections
+        )
+
+
 def test_a_corrupted_shard_is_stopped_by_the_blocking_check(
     pipeline: TinyCityPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # A shard whose checksum matches its (bad) content is reused; the check stops it.
     catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
     path = pipeline.layout.embedding_shard(MODEL, int(catalog["dataset_id"].iloc[0]))
     backup = path.read_bytes()
     try:
         with h5py.File(path, "r+") as shard:
             shard["embeddings"][0, :] = np.nan
+        _reseal(path)
         assert main(["--config", str(pipeline.config_path), "materialize"]) == 1
         assert "embeddings_finite_and_nonzero" in capsys.readouterr().err
     finally:
         path.write_bytes(backup)
+
+
+@pytest.mark.parametrize("damage", ["overwritten-row", "truncated", "leftover-temporary"])
+def test_a_damaged_shard_is_embedded_again_and_says_why(
+    pipeline: TinyCityPipeline, damage: str
+) -> None:
+    catalog = pd.read_parquet(pipeline.layout.catalog_dir / "images.parquet")
+    dataset_id = int(catalog["dataset_id"].iloc[-1])
+    path = pipeline.layout.embedding_shard(MODEL, dataset_id)
+    original = read_embedding_shard(path)
+    leftover = path.with_name(f".{path.name}.99999.tmp")
+    if damage == "overwritten-row":
+        with h5py.File(path, "r+") as shard:
+            shard["embeddings"][0, :] = shard["embeddings"][1, :]
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        leftover.write_bytes(b"half a shard")
+    assert main(["--config", str(pipeline.config_path), "materialize"]) == 0
+    metadata = materialization_metadata(
+        pipeline.instance, "backbone_embeddings", partition=f"{dataset_id:04d}"
+    )
+    assert not leftover.exists()
+    if damage == "leftover-temporary":
+        assert metadata["reused"] is True
+    else:
+        assert metadata["reused"] is False
+        assert metadata["recomputed_because"].startswith(("EmbeddingShardError", "OSError"))
+    again = read_verified_shard(path)
+    assert again.image_ids == original.image_ids
+    np.testing.assert_allclose(again.embeddings, original.embeddings, atol=1e-5)

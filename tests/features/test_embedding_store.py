@@ -12,6 +12,7 @@ from geotriplet_assets.features.embedding_store import (
     EmbeddingShardError,
     read_embedding_shard,
     read_shard_attrs,
+    read_verified_shard,
     write_embedding_shard,
 )
 
@@ -168,3 +169,23 @@ def test_reader_names_foreign_old_and_broken_files(tmp_path: Path) -> None:
         read_embedding_shard(text)
     with pytest.raises(FileNotFoundError, match=r"absent\.h5"):
         read_embedding_shard(tmp_path / "absent.h5")
+
+
+def test_a_verified_read_finds_any_edit_of_rows_ids_or_rejections(tmp_path: Path) -> None:
+    path = tmp_path / "0001.h5"
+    embeddings = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    write(path, embeddings, [f"0001_{i}" for i in range(5)])
+    np.testing.assert_array_equal(read_verified_shard(path).embeddings, embeddings)
+    edits = {
+        "row": lambda shard: shard["embeddings"].__setitem__((2, 3), 0.0),
+        "id": lambda shard: shard["image_ids"].__setitem__(1, "0001_9"),
+        "rejection": lambda shard: shard["rejections/reason"].__setitem__(0, "too_small"),
+    }
+    backup = path.read_bytes()
+    for name, edit in edits.items():
+        path.write_bytes(backup)
+        with h5py.File(path, "r+") as shard:
+            edit(shard)
+        with pytest.raises(EmbeddingShardError, match="no longer matches the checksum"):
+            read_verified_shard(path)
+        assert read_embedding_shard(path).image_ids, name  # an unverified read still works
