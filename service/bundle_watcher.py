@@ -73,12 +73,18 @@ class BundleWatcher:
         """The last load failure, until a bundle loads or `current` names the serving one."""
         return self._last_failure
 
+    @property
+    def pointer_problem(self) -> str | None:
+        """What is wrong with `current` at the last poll, None when it names a bundle."""
+        return self._pointer_problem
+
     def not_ready_reason(self) -> str:
+        # The pointer's state now comes before an older load failure.
+        if self._pointer_problem is not None:
+            return f"no bundle to load: {self._pointer_problem}"
         if self._last_failure is not None:
             failure = self._last_failure
             return f"bundle {failure.bundle} failed to load: {failure.error}"
-        if self._pointer_problem is not None:
-            return f"no bundle to load: {self._pointer_problem}"
         if self._loading is not None:
             return f"loading bundle {self._loading}"
         return f"no bundle loaded yet from {self.bundles_dir}"

@@ -100,7 +100,11 @@ async def ready(request: Request) -> ReadyResponse | JSONResponse:
     bundle = watcher.current
     failure = _failure_out(watcher.last_failure)
     if bundle is None:
-        body = NotReadyResponse(detail=watcher.not_ready_reason(), last_load_error=failure)
+        body = NotReadyResponse(
+            detail=watcher.not_ready_reason(),
+            last_load_error=failure,
+            pointer_problem=watcher.pointer_problem,
+        )
         return JSONResponse(body.model_dump(), status_code=503)
     return ReadyResponse(
         bundle_version=bundle.version,
@@ -109,6 +113,7 @@ async def ready(request: Request) -> ReadyResponse | JSONResponse:
         index_type=bundle.index_type,
         loaded_at=bundle.loaded_at,
         last_load_error=failure,
+        pointer_problem=watcher.pointer_problem,
     )
 
 

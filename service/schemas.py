@@ -283,11 +283,17 @@ class ReadyResponse(BaseModel):
     last_load_error: LoadFailureOut | None = Field(
         None, description="A newer bundle that failed to load; this one keeps serving."
     )
+    pointer_problem: str | None = Field(
+        None,
+        description="What is wrong with `current` now (missing, unreadable, not a bundle "
+        "name); the bundle loaded last keeps serving.",
+    )
 
 
 class NotReadyResponse(BaseModel):
     detail: str
     last_load_error: LoadFailureOut | None = None
+    pointer_problem: str | None = None
 
 
 class HealthResponse(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ DUPLICATE_IMAGE_ID = "duplicate_image_id"
 METADATA_MISSING = "metadata_missing"
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 UNDECODABLE_NAME = "undecodable_name"
+CONTROL_CHARACTER_IN_NAME = "control_character_in_name"
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 DUPLICATE_VIEW = "duplicate_view"
 MAX_DETAIL_CHARS = 200
 # One photograph: the views of a target share a PatchID and differ by StreetViewID (None in
@@ -102,6 +105,10 @@ def _scan(root: str) -> tuple[dict[str, _Stem], list[dict[str, Any]]]:
             relative = prefix + entry.name
             if not _is_utf8(entry.name):
                 rejections.append(_undecodable_name(relative))
+            elif _CONTROL_CHARACTER.search(entry.name):
+                detail = "the file name holds a control character (a newline, a tab...)"
+                shown = relative.encode("unicode_escape").decode("ascii")
+                rejections.append(_rejection(shown, 0, CONTROL_CHARACTER_IN_NAME, detail))
             elif entry.is_dir(follow_symlinks=False):
                 pending.append(relative + "/")
             else:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from geotriplet_assets.cli.console import console, progress_display
 from geotriplet_assets.cli.staged_runs import (
@@ -27,6 +29,14 @@ def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
         console.print(
             f"[red]input folder {config.input_dir} does not exist[/red]: point data.input_dir "
             "at your images, or run `geotriplet synth` to generate the demo city"
+        )
+        return 1
+    problem = _unwritable(config.data_root)
+    if problem:
+        console.print(
+            f"[red]the data root {config.data_root} cannot be written[/red] ({problem}): every "
+            "artefact and the local Dagster instance live there; set data.root or "
+            "GEOTRIPLET_DATA_ROOT to a writable folder"
         )
         return 1
     instance = local_instance(config)
@@ -52,6 +62,17 @@ def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
             return 1
     _print_summary(config, records, time.monotonic() - started)
     return 0
+
+
+def _unwritable(root: Path) -> str | None:
+    """Why nothing can be written under ROOT, or None when a file can be created there."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        return f"{type(error).__name__}: {error.strerror or error}"
+    return None
 
 
 def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: float) -> None:

@@ -356,3 +356,15 @@ def test_details_never_carry_more_than_a_short_quote_of_the_file(tmp_path: Path)
     assert reason == "invalid_number"
     assert len(detail) <= 200
     assert "(5000001 characters)" in detail
+
+
+def test_a_name_with_a_control_character_is_rejected(tmp_path: Path) -> None:
+    # An image id with a newline could be searched but never fetched by GET /images/{id}.
+    root = tmp_path / "in"
+    write_text(root / "good.txt", long_d("1", "1", 1))
+    write_image(root / "good.jpg")
+    write_text(root / "two\nlines.txt", long_d("1", "2", 1))
+    write_image(root / "two\nlines.jpg")
+    catalog = build_catalog(root)
+    assert catalog.images["image_id"].tolist() == ["good"]
+    assert _rejected(catalog)["two\\nlines.txt"][0] == "control_character_in_name"

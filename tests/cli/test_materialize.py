@@ -44,3 +44,17 @@ def test_the_tiny_preset_with_the_default_config_completes(
     if report["queries"] == 0:  # what the seeded tiny city gives today
         assert "through the bundle: nothing measured" in out
         assert report["recall_at"]["1"] is None
+
+
+def test_a_data_root_that_cannot_be_written_is_named_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "city").mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data: {{root: {blocker / 'data'}, input_dir: {tmp_path / 'city'}}}\n")
+    assert main(["materialize", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and "NotADirectoryError" in err
+    assert "Traceback" not in err

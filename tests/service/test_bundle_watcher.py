@@ -251,3 +251,22 @@ def test_requests_during_swaps_never_fail_and_each_uses_one_bundle(
     for _, body in answers:
         expected = prefix[body["bundle_version"]]
         assert all(n["image_id"].startswith(expected) for n in body["neighbours"])
+
+
+def test_a_broken_pointer_shows_before_an_older_load_failure(
+    service_data: ServiceData, tmp_path: Path
+) -> None:
+    bundles = tmp_path / "bundles"
+    shutil.copytree(service_data.bundles_dir, bundles)
+    good = service_data.bundle_path.name
+    _broken_copy(bundles, good, BROKEN)
+    point_current(bundles, BROKEN)
+    app = create_app(service_settings(bundles))
+    with TestClient(app) as client:
+        wait_for(lambda: client.get("/ready").json().get("last_load_error") is not None)
+        (bundles / "current").write_text("../../etc/passwd\n")
+        wait_for(lambda: client.get("/ready").json().get("pointer_problem") is not None)
+        body = client.get("/ready").json()
+    assert body["detail"].startswith("no bundle to load: ")
+    assert "not a bundle version" in body["pointer_problem"]
+    assert body["last_load_error"]["bundle"] == BROKEN
