@@ -34,6 +34,10 @@ ensure_demo_city() {
 
 case "$role" in
     code-server)
+        # The webserver and the daemon mount the data read-only: what Dagster writes there
+        # (run artefacts, step logs) is created here, where runs execute.
+        mkdir -p "${DAGSTER_ARTIFACT_DIR:-/data/dagster/storage}" \
+            "${DAGSTER_COMPUTE_LOG_DIR:-/data/dagster/compute_logs}"
         ensure_demo_city
         exec dagster code-server start --host 0.0.0.0 --port 4000 \
             --module-name geotriplet_assets.definitions --location-name geotriplet

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from geotriplet_assets.bundle.load import load_bundle
@@ -44,7 +45,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(watcher.stop)
 
-    app = FastAPI(
+    # The docs page's Swagger UI is served by the app itself, not from a CDN (closed networks).
+    app = FastAPIOffline(
         title="GeoTriplet retrieval service",
         version="1",
         description=DESCRIPTION,

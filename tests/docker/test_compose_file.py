@@ -19,12 +19,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_SERVICES = ("pipeline", "webserver", "daemon")
 _VARIABLE = re.compile(
-    r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\})"
+    r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\})"
 )
+# What a deployment must set: compose refuses to start without it.
+REQUIRED = {"POSTGRES_PASSWORD": "a-test-password"}
+
+
+class MissingVariable(ValueError):
+    """`${NAME:?message}` with NAME unset or empty, as compose reports it."""
 
 
 def interpolate(value: object, environment: dict[str, str]) -> object:
-    """Compose's variable substitution: `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `$$`."""
+    """Compose's variable substitution: `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
+    `${NAME:?error}`, `${NAME?error}`, `$$`."""
     if isinstance(value, dict):
         return {key: interpolate(item, environment) for key, item in value.items()}
     if isinstance(value, list):
@@ -41,6 +48,8 @@ def interpolate(value: object, environment: dict[str, str]) -> object:
             return match["default"]
         if match["op"] == "-" and current is None:
             return match["default"]
+        if (match["op"] == ":?" and not current) or (match["op"] == "?" and current is None):
+            raise MissingVariable(f"{name}: {match['default']}")
         return current or ""
 
     return _VARIABLE.sub(substitute, value)
@@ -48,7 +57,7 @@ def interpolate(value: object, environment: dict[str, str]) -> object:
 
 def load_compose(environment: dict[str, str] | None = None) -> dict:
     raw = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
-    return interpolate(raw, environment or {})
+    return interpolate(raw, REQUIRED if environment is None else environment)
 
 
 def compose_spec_schema() -> dict:
@@ -65,8 +74,9 @@ def test_interpolation_follows_compose_rules() -> None:
 @pytest.mark.parametrize(
     "environment",
     [
-        {},
+        REQUIRED,
         {
+            **REQUIRED,
             "PYTHON_IMAGE": "geotriplet-local/python:3.11-slim",
             "POSTGRES_IMAGE": "geotriplet-local/postgres:15",
             "GEOTRIPLET_BUILD_NETWORK": "host",
@@ -89,19 +99,40 @@ def test_the_schema_rejects_what_compose_rejects() -> None:
         jsonschema.Draft202012Validator(compose_spec_schema()).validate(compose)
 
 
-def test_the_stack_has_its_five_services_on_one_data_volume() -> None:
+def test_the_stack_has_its_six_services_on_one_data_volume() -> None:
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"postgres", *PIPELINE_SERVICES, "service"}
+    assert set(services) == {"postgres", *PIPELINE_SERVICES, "service", "proxy"}
     assert set(compose["volumes"]) == {"geotriplet-data", "postgres-data"}
     for name in PIPELINE_SERVICES:
-        assert "geotriplet-data:/data" in services[name]["volumes"]
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["service"]["volumes"] == ["geotriplet-data:/data:ro"]
-    assert services["webserver"]["ports"] == ["3000:3000"]
-    assert services["service"]["ports"] == ["8000:8000"]
-    assert all("healthcheck" in service for service in services.values())
+    # least privilege: only the code server, where runs execute, writes the data
+    assert services["pipeline"]["volumes"] == ["geotriplet-data:/data"]
+    for name in ("webserver", "daemon", "service"):
+        assert services[name]["volumes"] == ["geotriplet-data:/data:ro"]
+    assert "volumes" not in services["proxy"]
+    assert all("healthcheck" in service for name, service in services.items() if name != "proxy")
     assert services["postgres"]["image"] == "postgres:16"
+
+
+def test_ports_listen_on_this_machine_only_and_the_service_only_through_its_proxy() -> None:
+    services = load_compose()["services"]
+    assert services["webserver"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert services["proxy"]["ports"] == ["127.0.0.1:8000:8080"]
+    assert "ports" not in services["service"]
+    assert services["proxy"]["environment"]["PROXY_UPSTREAM"] == "service:8000"
+    exposed = load_compose({**REQUIRED, "GEOTRIPLET_BIND_ADDRESS": "0.0.0.0"})["services"]
+    assert exposed["webserver"]["ports"] == ["0.0.0.0:3000:3000"]
+
+
+def test_postgres_has_no_default_password_and_every_service_a_memory_limit() -> None:
+    with pytest.raises(MissingVariable, match="POSTGRES_PASSWORD"):
+        load_compose({})
+    services = load_compose()["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "a-test-password"
+    assert all(re.fullmatch(r"\d+[mg]", service["mem_limit"]) for service in services.values())
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
 
 
 def test_dagster_reads_postgres_and_the_code_server_from_the_environment() -> None:
@@ -115,7 +146,9 @@ def test_dagster_reads_postgres_and_the_code_server_from_the_environment() -> No
     assert {grpc["host"]["env"], grpc["port"]["env"]} <= set(environment)
 
 
-@pytest.mark.parametrize("dockerfile", ["pipeline.Dockerfile", "service.Dockerfile"])
+@pytest.mark.parametrize(
+    "dockerfile", ["pipeline.Dockerfile", "service.Dockerfile", "proxy.Dockerfile"]
+)
 def test_images_take_their_base_as_an_argument_run_unprivileged_and_check_health(
     dockerfile: str,
 ) -> None:

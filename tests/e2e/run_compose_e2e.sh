@@ -20,6 +20,8 @@ venv_python="$root/${VENV:-.venv}/bin/python"
 project=geotriplet-e2e
 export DAGSTER_WEBSERVER_PORT="${E2E_DAGSTER_PORT:-13000}"
 export GEOTRIPLET_SERVICE_PORT="${E2E_SERVICE_PORT:-18000}"
+# compose.yaml has no default password; each run of this test gets its own
+export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}"
 
 started_at=$(date +%s)
 build_s="-" up_s="-"
@@ -160,7 +162,7 @@ fi
 build_s=$(($(date +%s) - build_started))
 docker image prune -f >/dev/null
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
-    | grep -E '^geotriplet-(pipeline|service):' | tee "$artifacts/image-sizes.txt"
+    | grep -E '^geotriplet-(pipeline|service|proxy):' | tee "$artifacts/image-sizes.txt"
 
 log "starting the stack"
 up_started=$(date +%s)

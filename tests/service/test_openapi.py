@@ -8,6 +8,7 @@ are drawn from the schema's Hypothesis strategy directly: the same generation an
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import schemathesis
@@ -101,3 +102,14 @@ def test_the_docs_show_both_request_forms_with_examples(client: TestClient) -> N
     assert components["SimilarBatch"]["properties"]["queries"]["maxItems"] == 64
     assert components["SimilarUploadForm"]["required"] == ["image"]
     assert "/images/{image_id}" in schema["paths"]
+
+
+def test_the_docs_pages_load_nothing_from_another_host(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        sources = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", html)
+        assert sources, page
+        for source in sources:
+            assert source.startswith("/"), f"{page} loads {source}"
+            assert client.get(source).status_code == 200, source
+        assert not re.search(r"https?://", html), f"{page} names another host"
