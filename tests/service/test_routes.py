@@ -19,6 +19,7 @@ def test_before_a_bundle_only_health_answers(tmp_path: Path) -> None:
         assert ready.json() == {
             "detail": f"no bundle to load: {tmp_path / 'current'} does not exist",
             "last_load_error": None,
+            "pointer_problem": f"{tmp_path / 'current'} does not exist",
         }
         similar = client.post("/similar", json={"image_id": "a"})
         assert similar.status_code == 503
