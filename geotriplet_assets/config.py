@@ -173,6 +173,8 @@ class ServingConfig(_Section):
     parity_images: PositiveInt = 16
     parity_tolerance: Annotated[float, Field(gt=0)] = 1e-4
     report_upload_queries: NonNegativeInt = 200
+    locate_k: Annotated[int, Field(ge=1, le=100)] = 20
+    locate_cluster_radius_m: Annotated[float, Field(gt=0)] = 100.0
 
 
 class GeoTripletConfig(_Section):

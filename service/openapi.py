@@ -47,8 +47,11 @@ JSON_EXAMPLES = {
 }
 
 
+QUERY_PATHS = ("/similar", "/locate")
+
+
 def install_openapi(app: FastAPI, models: RequestModels) -> None:
-    """Make APP's /openapi.json document /similar's two body forms."""
+    """Make APP's /openapi.json document the two body forms of /similar and /locate."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -88,7 +91,7 @@ def _build(app: FastAPI, models: RequestModels) -> dict[str, Any]:
     form["required"] = [IMAGE_FIELD]
     components["SimilarUploadForm"] = form
     _errors_are_plain_details(schema)
-    schema["paths"]["/similar"]["post"]["requestBody"] = {
+    body = {
         "required": True,
         "content": {
             JSON_MEDIA_TYPE: {
@@ -106,6 +109,8 @@ def _build(app: FastAPI, models: RequestModels) -> dict[str, Any]:
             },
         },
     }
+    for path in QUERY_PATHS:
+        schema["paths"][path]["post"]["requestBody"] = copy.deepcopy(body)
     return schema
 
 

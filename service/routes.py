@@ -11,13 +11,16 @@ from fastapi.responses import JSONResponse
 from geotriplet_assets.bundle.errors import UnknownImageError
 from geotriplet_assets.bundle.load import LoadedBundle
 from service.bundle_watcher import BundleWatcher, LoadFailure
+from service.locate import answer_locate
 from service.metrics import CONTENT_TYPE
 from service.schemas import (
+    BatchLocateResponse,
     BatchSimilarResponse,
     ErrorResponse,
     HealthResponse,
     ImageOut,
     LoadFailureOut,
+    LocateResponse,
     NotReadyResponse,
     ReadyResponse,
     SimilarResponse,
@@ -68,6 +71,24 @@ def similar(
     answers `{"bundle_version", "results": [{"neighbours"}, ...]}` in request order."""
     state = request.app.state
     return answer_similar(query, bundle, state.metrics, state.settings.default_k)
+
+
+@router.post(
+    "/locate",
+    response_model=LocateResponse | BatchLocateResponse,
+    responses=SIMILAR_ERRORS,
+    summary="Where a photo was taken: an estimated position with uncertainty and confidence",
+)
+def locate(
+    request: Request,
+    query: ParsedSimilarRequest,
+    bundle: ServingBundle,
+) -> LocateResponse | BatchLocateResponse:
+    """The same query forms, parameters and limits as `POST /similar` (k defaults to the
+    bundle's, 20). The estimate is the score-weighted centre of the densest cluster of hits
+    (within 100 m of each other), not the top hit's position; `support` lists that cluster.
+    `exclude_same_building` lets an indexed image be located without its own building."""
+    return answer_locate(query, bundle, request.app.state.metrics)
 
 
 @router.get(

@@ -256,6 +256,35 @@ class BatchSimilarResponse(BaseModel):
     results: list[QueryResult] = Field(description="One result per query, in request order.")
 
 
+class LocationOut(BaseModel):
+    """Where the photo was taken, estimated from its hits (null fields when there are none)."""
+
+    lat: float | None = Field(description="Estimated latitude, degrees.")
+    lon: float | None = Field(description="Estimated longitude, degrees.")
+    uncertainty_m: float | None = Field(
+        description="Radius in metres around the estimate: twice the weighted RMS distance "
+        "of the supporting hits, at least 25 m."
+    )
+    confidence: float | None = Field(
+        description="In [0, 1]: the share of held-out queries with this raw confidence whose "
+        "true position lay within uncertainty_m (calibrated on the bundle's val split), or "
+        "the raw confidence when calibrated is false."
+    )
+    calibrated: bool = Field(description="Whether confidence is calibrated.")
+    support: list[NeighbourOut] = Field(
+        description="The hits of the densest cluster, on which the estimate rests."
+    )
+
+
+class LocateResponse(LocationOut):
+    bundle_version: str
+
+
+class BatchLocateResponse(BaseModel):
+    bundle_version: str
+    results: list[LocationOut] = Field(description="One estimate per query, in request order.")
+
+
 class ImageOut(BaseModel):
     bundle_version: str
     image_id: str

@@ -1,4 +1,5 @@
-"""Answer a validated `POST /similar` request on one bundle (runs in the threadpool)."""
+"""Answer a validated `POST /similar` request on one bundle (runs in the threadpool); the
+searches it makes are also those of `POST /locate`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def answer_similar(
     request: SimilarRequest, bundle: LoadedBundle, metrics: ServiceMetrics, default_k: int
 ) -> SimilarResponse | BatchSimilarResponse:
     """Check the queries against the bundle, embed an upload, search, shape the answer."""
+    results = search(request, bundle, metrics, default_k)
+    if request.batch:
+        return BatchSimilarResponse(
+            bundle_version=bundle.version,
+            results=[QueryResult(neighbours=neighbours_out(hits)) for hits in results],
+        )
+    return SimilarResponse(bundle_version=bundle.version, neighbours=neighbours_out(results[0]))
+
+
+def search(
+    request: SimilarRequest, bundle: LoadedBundle, metrics: ServiceMetrics, default_k: int
+) -> list[list[Neighbour]]:
+    """The hits of each query of REQUEST: vectors checked, an upload decoded and embedded."""
     for position, parameters in enumerate(request.queries):
         if isinstance(parameters, JsonQuery) and parameters.vector is not None:
             _check_vector(parameters.vector, bundle.dim, _where(request, position))
@@ -44,13 +58,7 @@ def answer_similar(
             for position, parameters in enumerate(request.queries)
         ]
     with metrics.stage("search"):
-        results = bundle.search(queries)
-    if request.batch:
-        return BatchSimilarResponse(
-            bundle_version=bundle.version,
-            results=[QueryResult(neighbours=_neighbours(hits)) for hits in results],
-        )
-    return SimilarResponse(bundle_version=bundle.version, neighbours=_neighbours(results[0]))
+        return bundle.search(queries)
 
 
 def _where(request: SimilarRequest, position: int) -> str:
@@ -121,7 +129,7 @@ def _with_vector(parameters: SearchParameters, vector: np.ndarray, default_k: in
     )
 
 
-def _neighbours(hits: list[Neighbour]) -> list[NeighbourOut]:
+def neighbours_out(hits: list[Neighbour]) -> list[NeighbourOut]:
     return [
         NeighbourOut(
             image_id=hit.image_id,

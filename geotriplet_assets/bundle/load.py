@@ -23,6 +23,7 @@ from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.errors import BundleLoadError
 from geotriplet_assets.bundle.image_decode import decode_bytes_to_uint8
 from geotriplet_assets.bundle.image_table import ImageTable
+from geotriplet_assets.bundle.locate import Location, locate
 from geotriplet_assets.bundle.manifest import Manifest, check_bundle_files, read_manifest
 from geotriplet_assets.bundle.onnx_model import OnnxModel, OnnxModelError
 from geotriplet_assets.bundle.preprocessing import (
@@ -100,6 +101,14 @@ class LoadedBundle:
                 f"got {pixels.dtype} {pixels.shape}"
             )
         return self.model.embed(pixels)
+
+    def locate(self, hits: Sequence[Neighbour]) -> Location | None:
+        """Where the photo whose best hits are HITS was taken (`bundle.locate`), with this
+        bundle's cluster radius and confidence calibration."""
+        params = self.manifest.locate
+        return locate(
+            hits, cluster_radius_m=params.cluster_radius_m, calibration=params.calibration
+        )
 
     def search(self, queries: Sequence[SearchQuery]) -> list[list[Neighbour]]:
         """The hits of each query, best first (`search.Searcher` gives the semantics)."""

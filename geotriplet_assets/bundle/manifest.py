@@ -14,6 +14,7 @@ from typing import Any
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.checksums import file_sha256
 from geotriplet_assets.bundle.errors import BundleLoadError
+from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K, Calibration
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (FORMAT_VERSION,)
@@ -37,6 +38,15 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class LocateInfo:
+    """How `POST /locate` estimates positions from this bundle's hits (docs/bundle.md)."""
+
+    cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M
+    k: int = DEFAULT_LOCATE_K
+    calibration: Calibration | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     format_version: int
     version: str
@@ -47,6 +57,7 @@ class Manifest:
     files: Mapping[str, FileEntry]
     raw: Mapping[str, Any]
     """The whole manifest as read, including model, inputs and software."""
+    locate: LocateInfo = LocateInfo()
 
 
 def describe_files(bundle_dir: Path) -> dict[str, dict[str, Any]]:
@@ -129,7 +140,30 @@ def parse_manifest(data: Any, *, source: str = "manifest.json") -> Manifest:
         index=_parse_index(_field(data, "index", dict, source), source),
         files=_parse_files(_field(data, "files", dict, source), source),
         raw=data,
+        locate=_parse_locate(data.get("locate", {}), source),
     )
+
+
+def _parse_locate(locate: Any, source: str) -> LocateInfo:
+    """The optional `locate` entry; bundles written before it have the defaults and no
+    calibration."""
+    if not isinstance(locate, dict):
+        raise BundleLoadError(f"{source}: locate must be an object")
+    radius = locate.get("cluster_radius_m", DEFAULT_CLUSTER_RADIUS_M)
+    k = locate.get("k", DEFAULT_LOCATE_K)
+    if not (isinstance(radius, int | float) and math.isfinite(radius) and radius > 0):
+        raise BundleLoadError(
+            f"{source}: locate.cluster_radius_m must be positive, got {radius!r}"
+        )
+    if type(k) is not int or k < 1:
+        raise BundleLoadError(f"{source}: locate.k must be an integer >= 1, got {k!r}")
+    calibration = None
+    if locate.get("calibration") is not None:
+        try:
+            calibration = Calibration.from_dict(locate["calibration"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleLoadError(f"{source}: locate.calibration: {error}") from error
+    return LocateInfo(float(radius), k, calibration)
 
 
 def _parse_index(index: dict[str, Any], source: str) -> IndexInfo:

@@ -127,6 +127,13 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
             f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "
             f"over {report['queries']} queries -> {layout.retrieval_report_path}"
         )
+        console.print(
+            f"  where was it taken: /locate median error {report['locate_median_error_m']:.0f} m, "
+            f"{report['locate_within_25m']:.0%} within 25 m (top hit: "
+            f"{report['top1_median_error_m']:.0f} m, {report['top1_within_25m']:.0%}); the truth "
+            f"within the stated uncertainty {report['locate_within_uncertainty']:.0%} of the time "
+            f"(mean confidence {report['locate_mean_confidence']:.2f})"
+        )
     console.print(
         f"  Dagster runs are recorded in {os.environ.get('DAGSTER_HOME')}; browse them with "
         "`make ui`"

@@ -23,7 +23,9 @@ from geotriplet_assets.paths import atomic_path
         "bundle's search code exactly as `POST /similar` answers: recall@k and mAP@R "
         "against the whole index (the query image itself excluded), localisation error of the "
         "top hit, and a sample of test images queried through the uploaded-image path "
-        "(decode + ONNX model) to show it agrees with the indexed vectors."
+        "(decode + ONNX model) to show it agrees with the indexed vectors; and POST /locate's "
+        "position estimate against the top hit's: median and p90 error, shares within 25 m, "
+        "100 m and 1 km, and how often the truth lies within its uncertainty."
     ),
 )
 def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
@@ -63,6 +65,8 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
             "upload_queries": report.upload_queries,
             "upload_min_cosine": report.upload_min_cosine,
             "upload_top1_agreement": report.upload_top1_agreement,
+            **{f"locate_{name}": value for name, value in report.locate.items()},
+            **{f"top1_{name}": value for name, value in report.top1_location.items()},
             "summary": preview_table(pd.DataFrame([report.summary_row()]), rows=1),
         }
     )

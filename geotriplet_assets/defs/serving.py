@@ -156,6 +156,8 @@ def search_index(context: dg.AssetExecutionContext, settings: GeoTripletSettings
             "splits": file_sha256(layout.splits_path),
         },
         keep=config.serving.keep_bundles,
+        locate_k=config.serving.locate_k,
+        locate_radius_m=config.serving.locate_cluster_radius_m,
     )
     context.log.info(
         f"bundle {published.version} ({'unchanged, kept' if published.reused else 'published'})"

@@ -18,6 +18,7 @@ import numpy as np
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
 from geotriplet_assets.bundle.search import SearchQuery
+from geotriplet_assets.evaluation.localisation import ErrorSummary, Localisation, localise
 from geotriplet_assets.evaluation.retrieval_metrics import average_precision_at_r
 from geotriplet_assets.geodesy import great_circle_m
 
@@ -51,6 +52,11 @@ class RetrievalReport:
     upload_queries: int
     upload_min_cosine: float | None
     upload_top1_agreement: float | None
+    locate: dict[str, float]
+    """POST /locate's estimate: median and p90 error, shares within 25 m, 100 m and 1 km,
+    the share within its own uncertainty and the mean confidence it claimed."""
+    top1_location: dict[str, float]
+    """The same error figures for the top hit's position, the estimate's baseline."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON: metrics that could not be measured (no query) are null."""
@@ -94,6 +100,7 @@ def build_retrieval_report(
     lat, lon = images.lat, images.lon
     errors = great_circle_m(lat[query_rows], lon[query_rows], lat[found[:, 0]], lon[found[:, 0]])
     upload = _upload_agreement(bundle, image_paths, upload_queries, found, query_rows)
+    located = localise(bundle, query_rows)
     return RetrievalReport(
         bundle_version=version,
         index_type=bundle.index_type,
@@ -105,7 +112,20 @@ def build_retrieval_report(
         p90_error_m=float(np.percentile(errors, 90)),
         mean_error_m=float(errors.mean()),
         **upload,
+        locate=_locate_figures(bundle, located),
+        top1_location=ErrorSummary.of(located.top1_errors_m).as_dict(),
     )
+
+
+def _locate_figures(bundle: LoadedBundle, located: Localisation) -> dict[str, float]:
+    figures = ErrorSummary.of(located.locate_errors_m).as_dict()
+    calibration = bundle.manifest.locate.calibration
+    claimed = located.raw_confidence
+    if calibration is not None:
+        claimed = np.array([calibration(float(raw)) for raw in located.raw_confidence])
+    figures["within_uncertainty"] = float(located.within_uncertainty().mean())
+    figures["mean_confidence"] = float(claimed.mean())
+    return figures
 
 
 def _without_queries(
@@ -127,6 +147,8 @@ def _without_queries(
         upload_queries=0,
         upload_min_cosine=None,
         upload_top1_agreement=None,
+        locate=ErrorSummary.of(np.zeros(0)).as_dict(),
+        top1_location=ErrorSummary.of(np.zeros(0)).as_dict(),
     )
 
 

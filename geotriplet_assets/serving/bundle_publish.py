@@ -25,7 +25,8 @@ import pandas as pd
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.errors import BundleLoadError
 from geotriplet_assets.bundle.image_table import IMAGE_COLUMNS, write_image_table
-from geotriplet_assets.bundle.load import load_bundle
+from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
+from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
 from geotriplet_assets.bundle.manifest import (
     check_bundle_files,
     describe_files,
@@ -34,6 +35,7 @@ from geotriplet_assets.bundle.manifest import (
 )
 from geotriplet_assets.bundle.preprocessing import DecodeLimits, Preprocessing, write_spec
 from geotriplet_assets.config import IndexConfig
+from geotriplet_assets.evaluation.localisation import held_out_rows, localise
 from geotriplet_assets.serving.index_build import BuiltIndex, build_index
 
 _TEMPORARY_PREFIX = ".bundle.tmp-"
@@ -64,12 +66,16 @@ def publish_bundle(
     model_info: Mapping[str, Any],
     inputs: Mapping[str, str],
     keep: int = 3,
+    locate_k: int = DEFAULT_LOCATE_K,
+    locate_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
 ) -> PublishedBundle:
     """Write a bundle of VECTORS (row i = IMAGES row i) and make it current.
 
     The bundle is loaded as the service loads it (every file hashed, the model run once)
     before it is renamed into place, so `current` never names a bundle that fails to load.
     When the current bundle already holds exactly this content it is kept, not duplicated.
+    The confidence of `POST /locate` is calibrated on the bundle's val split (LOCATE_K hits,
+    clusters of LOCATE_RADIUS_M) and recorded in the manifest.
     """
     vectors = _checked_inputs(vectors, images, model_path)
     with _staging_dir(bundles_dir) as staging:
@@ -93,10 +99,13 @@ def publish_bundle(
             "inputs": dict(inputs),
             "files": files,
             "software": _software_versions(),
+            "locate": {"cluster_radius_m": locate_radius_m, "k": locate_k},
         }
-        manifest = write_manifest(staging, document)
+        write_manifest(staging, document)
         # Load it exactly as the service will before anything can point at it.
-        load_bundle(staging, verify_hashes=True)
+        staged = load_bundle(staging, verify_hashes=True)
+        document["locate"]["calibration"] = _locate_calibration(staged)
+        manifest = write_manifest(staging, document)
         final = bundles_dir / version
         if final.exists():
             raise FileExistsError(f"bundle {final} already exists")
@@ -104,6 +113,12 @@ def publish_bundle(
     fmt.write_current_version(bundles_dir, version)
     prune_bundles(bundles_dir, keep)
     return PublishedBundle(final, version, dict(manifest.raw))
+
+
+def _locate_calibration(bundle: LoadedBundle) -> dict[str, Any] | None:
+    """The calibration of /locate's confidence on the val split; None without val queries."""
+    rows = held_out_rows(bundle, "val")
+    return localise(bundle, rows).calibration().as_dict() if len(rows) else None
 
 
 @contextmanager
