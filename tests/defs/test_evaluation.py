@@ -26,3 +26,17 @@ def test_the_retrieval_report_measures_the_bundle_as_the_service_answers(
     assert report["upload_queries"] > 0
     assert report["upload_min_cosine"] > 0.999
     assert report["upload_top1_agreement"] >= 0.75
+
+
+def test_the_report_measures_locate_against_the_top_hit(pipeline: TinyCityPipeline) -> None:
+    report = json.loads(pipeline.layout.retrieval_report_path.read_text())
+    locate, top1 = report["locate"], report["top1_location"]
+    shares = ("within_25m", "within_100m", "within_1000m")
+    for figures in (locate, top1):
+        assert figures["median_error_m"] <= figures["p90_error_m"]
+        assert 0 <= figures["within_25m"] <= figures["within_100m"] <= figures["within_1000m"] <= 1
+    assert 0 <= locate["within_uncertainty"] <= 1 and 0 <= locate["mean_confidence"] <= 1
+    metadata = materialization_metadata(pipeline.instance, "retrieval_report")
+    assert metadata["locate_within_25m"] == locate["within_25m"]
+    assert metadata["top1_median_error_m"] == top1["median_error_m"]
+    assert all(share in locate for share in shares)
