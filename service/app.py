@@ -20,6 +20,7 @@ from service.openapi import install_openapi
 from service.routes import router
 from service.schemas import QueryLimits, describe_errors, request_models
 from service.settings import ServiceSettings
+from service.thumbnails import Thumbnails
 
 DESCRIPTION = """\
 Find the indexed building images most similar to a query: an uploaded photo
@@ -64,6 +65,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.watcher = watcher
+    app.state.thumbnails = Thumbnails(settings.thumbnail_cache_bytes)
     app.state.request_models = models
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)

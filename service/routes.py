@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from geotriplet_assets.bundle.errors import UnknownImageError
@@ -27,6 +27,7 @@ from service.schemas import (
 )
 from service.similar import answer_similar
 from service.similar_request import SimilarRequest, read_similar_request
+from service.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailUnavailable
 
 router = APIRouter()
 
@@ -89,6 +90,39 @@ def locate(
     (within 100 m of each other), not the top hit's position; `support` lists that cluster.
     `exclude_same_building` lets an indexed image be located without its own building."""
     return answer_locate(query, bundle, request.app.state.metrics)
+
+
+@router.get(
+    "/images/{image_id:path}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The thumbnail."},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        404: {"model": ErrorResponse, "description": "Unknown image_id, or no original."},
+        **_NOT_READY,
+    },
+    summary="A JPEG thumbnail of an indexed image, made from its original photo",
+)
+def thumbnail(
+    request: Request,
+    image_id: str,
+    bundle: ServingBundle,
+    size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE)] = DEFAULT_SIZE,
+) -> Response:
+    """The longer side is SIZE pixels (64 to 512, default 256). ETag and Cache-Control are
+    set; a matching If-None-Match is answered 304."""
+    try:
+        row = bundle.row_of(image_id)
+    except UnknownImageError as error:
+        raise HTTPException(404, str(error)) from error
+    try:
+        made = request.app.state.thumbnails.get(bundle, row, size)
+    except ThumbnailUnavailable as error:
+        raise HTTPException(404, str(error)) from error
+    headers = {"ETag": made.etag, "Cache-Control": "public, max-age=3600"}
+    if request.headers.get("if-none-match") == made.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(made.jpeg, media_type="image/jpeg", headers=headers)
 
 
 @router.get(

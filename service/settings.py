@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     max_json_bytes: int = Field(
         4 * MIB, ge=1, description="Largest JSON request body, in bytes (checked before parsing)."
     )
+    thumbnail_cache_bytes: int = Field(
+        32 * MIB, ge=0, description="Most bytes of JPEG thumbnails kept in memory."
+    )
     max_vector_length: int = Field(
         4096, ge=1, description="Most values a query vector may have (any bundle's dimension)."
     )

@@ -77,14 +77,40 @@ def decode_to_uint8(
     Only a regular file is read: opening a FIFO would block until something writes to it,
     so the file is opened without blocking and checked first.
     """
+    with _open_regular_file(path) as handle:
+        return _decode(handle, str(path), preprocessing, limits, use_draft)
+
+
+def decode_thumbnail(path: Path, size: int, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
+    """The RGB image of the file at PATH scaled to fit SIZE x SIZE (aspect kept), decoded
+    within LIMITS like a model input; raises ImageRejected."""
+    with _open_regular_file(path) as handle:
+        image = _open(handle, str(path), limits)
+        with image:
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise ImageRejected(
+                    TOO_LARGE, f"{path}: {width}x{height} exceeds {limits.max_pixels} pixels"
+                )
+            image.draft("RGB", (size, size))
+            _load(image, str(path))
+            rgb = image.convert("RGB")
+    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def _open_regular_file(path: Path) -> BinaryIO:
+    """PATH opened for reading only if it is a regular file: without blocking (a FIFO would
+    block until written) and without following a link."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as error:
         raise ImageRejected(UNREADABLE, f"{path}: {error.strerror or error}") from error
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise ImageRejected(UNREADABLE, f"{path}: not a regular file")
-        return _decode(handle, str(path), preprocessing, limits, use_draft)
+    handle = os.fdopen(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        handle.close()
+        raise ImageRejected(UNREADABLE, f"{path}: not a regular file")
+    return handle
 
 
 def decode_bytes_to_uint8(

@@ -28,6 +28,8 @@ IMAGE_SCHEMA = pa.schema(
     ]
 )
 IMAGE_COLUMNS = tuple(IMAGE_SCHEMA.names)
+# Optional: the image file, relative to the manifest's `images_root` (for thumbnails).
+PATH_COLUMN = "path"
 _INTEGER_COLUMNS = tuple(f.name for f in IMAGE_SCHEMA if pa.types.is_integer(f.type))
 _FLOAT_COLUMNS = tuple(f.name for f in IMAGE_SCHEMA if pa.types.is_floating(f.type))
 _STRING_COLUMNS = tuple(f.name for f in IMAGE_SCHEMA if pa.types.is_string(f.type))
@@ -39,8 +41,11 @@ def write_image_table(path: Path, columns: Mapping[str, Any]) -> None:
     missing = [name for name in IMAGE_COLUMNS if name not in columns]
     if missing:
         raise ValueError(f"the image table lacks columns {', '.join(missing)}")
-    arrays = [pa.array(np.asarray(columns[f.name]), type=f.type) for f in IMAGE_SCHEMA]
-    pq.write_table(pa.Table.from_arrays(arrays, schema=IMAGE_SCHEMA), path)
+    schema = IMAGE_SCHEMA
+    if PATH_COLUMN in columns:
+        schema = schema.append(pa.field(PATH_COLUMN, pa.string()))
+    arrays = [pa.array(np.asarray(columns[f.name]), type=f.type) for f in schema]
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path)
 
 
 class _SortedIds:
@@ -70,6 +75,11 @@ class ImageTable:
         self.count = table.num_rows
         self.image_ids: pa.StringArray = _string_column(table, "image_id", source)
         self.splits: pa.StringArray = _string_column(table, "split", source)
+        self.paths: pa.StringArray | None = (
+            _string_column(table, PATH_COLUMN, source)
+            if table.schema.get_field_index(PATH_COLUMN) >= 0
+            else None
+        )
         self.dataset_id = _numpy_column(table, "dataset_id", np.int64, source)
         self.target_id = _numpy_column(table, "target_id", np.int64, source)
         self.patch_id = _numpy_column(table, "patch_id", np.int64, source)
@@ -103,6 +113,10 @@ class ImageTable:
         if position < self.count and self._sorted_ids[position] == image_id:
             return int(self._sorted_rows[position])
         raise UnknownImageError(image_id)
+
+    def path(self, row: int) -> str | None:
+        """The image file of ROW relative to the bundle's images_root, when recorded."""
+        return None if self.paths is None else self.paths[row].as_py()
 
     def image_id(self, row: int) -> str:
         return self.image_ids[row].as_py()

@@ -58,6 +58,8 @@ class Manifest:
     raw: Mapping[str, Any]
     """The whole manifest as read, including model, inputs and software."""
     locate: LocateInfo = LocateInfo()
+    images_root: Path | None = None
+    """Where the originals of images.parquet's `path` column lie, if the bundle records it."""
 
 
 def describe_files(bundle_dir: Path) -> dict[str, dict[str, Any]]:
@@ -141,7 +143,16 @@ def parse_manifest(data: Any, *, source: str = "manifest.json") -> Manifest:
         files=_parse_files(_field(data, "files", dict, source), source),
         raw=data,
         locate=_parse_locate(data.get("locate", {}), source),
+        images_root=_parse_images_root(data.get("images_root"), source),
     )
+
+
+def _parse_images_root(root: Any, source: str) -> Path | None:
+    if root is None:
+        return None
+    if not isinstance(root, str) or not Path(root).is_absolute():
+        raise BundleLoadError(f"{source}: images_root must be an absolute path, got {root!r}")
+    return Path(root)
 
 
 def _parse_locate(locate: Any, source: str) -> LocateInfo:

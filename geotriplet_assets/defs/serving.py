@@ -113,10 +113,13 @@ def serving_model_matches_pytorch(settings: GeoTripletSettings) -> dg.AssetCheck
 
 
 def _indexed_images(layout: ArtefactLayout) -> pd.DataFrame:
+    """The embedded images with their split and their file (relative to the input folder)."""
     images = read_parquet_artefact(layout.embedded_images_path, "targets").reset_index(drop=True)
     splits = read_parquet_artefact(layout.splits_path, "dataset_splits")
     split_of_target = splits.set_index("target_index")["split"]
     images["split"] = images["target_index"].map(split_of_target).fillna(UNASSIGNED_SPLIT)
+    catalog = read_catalog(layout.catalog_dir).images.set_index("image_id")["path"]
+    images["path"] = images["image_id"].map(catalog)
     return images
 
 
@@ -158,6 +161,7 @@ def search_index(context: dg.AssetExecutionContext, settings: GeoTripletSettings
         keep=config.serving.keep_bundles,
         locate_k=config.serving.locate_k,
         locate_radius_m=config.serving.locate_cluster_radius_m,
+        images_root=config.input_dir,
     )
     context.log.info(
         f"bundle {published.version} ({'unchanged, kept' if published.reused else 'published'})"

@@ -68,14 +68,17 @@ def publish_bundle(
     keep: int = 3,
     locate_k: int = DEFAULT_LOCATE_K,
     locate_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
+    images_root: Path | None = None,
 ) -> PublishedBundle:
     """Write a bundle of VECTORS (row i = IMAGES row i) and make it current.
 
     The bundle is loaded as the service loads it (every file hashed, the model run once)
     before it is renamed into place, so `current` never names a bundle that fails to load.
     When the current bundle already holds exactly this content it is kept, not duplicated.
-    The confidence of `POST /locate` is calibrated on the bundle's val split (LOCATE_K hits,
-    clusters of LOCATE_RADIUS_M) and recorded in the manifest.
+    IMAGES_ROOT, when given, is recorded as where the originals of IMAGES' `path` column lie
+    (the service makes thumbnails from them). The confidence of `POST /locate` is calibrated
+    on the bundle's val split (LOCATE_K hits, clusters of LOCATE_RADIUS_M) and recorded in
+    the manifest.
     """
     vectors = _checked_inputs(vectors, images, model_path)
     with _staging_dir(bundles_dir) as staging:
@@ -101,6 +104,8 @@ def publish_bundle(
             "software": _software_versions(),
             "locate": {"cluster_radius_m": locate_radius_m, "k": locate_k},
         }
+        if images_root is not None:
+            document["images_root"] = str(Path(images_root).resolve())
         write_manifest(staging, document)
         # Load it exactly as the service will before anything can point at it.
         staged = load_bundle(staging, verify_hashes=True)

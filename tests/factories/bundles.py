@@ -154,6 +154,7 @@ def write_bundle(
     decode_limits: DecodeLimits = DECODE_LIMITS,
     index_type: str = "flat",
     index_params: dict[str, Any] | None = None,
+    images_root: Path | None = None,
 ) -> Path:
     """Publish a bundle with the pipeline's own `publish_bundle`; it becomes `current`."""
     published = publish_bundle(
@@ -167,6 +168,7 @@ def write_bundle(
         model_info={"backbone": "tiny-test-projection", "embedding_dim": int(vectors.shape[1])},
         inputs={},
         keep=10,
+        images_root=images_root,
     )
     return published.path
 
