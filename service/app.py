@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +18,7 @@ from service.body_limit import BodySizeLimitMiddleware
 from service.bundle_watcher import BundleWatcher
 from service.metrics import RequestMetricsMiddleware, ServiceMetrics
 from service.openapi import install_openapi
-from service.routes import router
+from service.routes import STATIC_DIR, router
 from service.schemas import QueryLimits, describe_errors, request_models
 from service.settings import ServiceSettings
 from service.thumbnails import Thumbnails
@@ -68,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.thumbnails = Thumbnails(settings.thumbnail_cache_bytes)
     app.state.request_models = models
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _validation_error)
     # The last middleware added is the outermost: metrics also see the 413s of the limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)

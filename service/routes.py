@@ -3,10 +3,12 @@ threadpool, where ONNX Runtime and FAISS release the GIL and the event loop stay
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from geotriplet_assets.bundle.errors import UnknownImageError
 from geotriplet_assets.bundle.load import LoadedBundle
@@ -30,6 +32,7 @@ from service.similar_request import SimilarRequest, read_similar_request
 from service.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailUnavailable
 
 router = APIRouter()
+STATIC_DIR = Path(__file__).parent / "static"
 
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "No bundle is loaded yet."}
@@ -136,6 +139,23 @@ def image(image_id: str, bundle: ServingBundle) -> ImageOut:
         row = bundle.row_of(image_id)
     except UnknownImageError as error:
         raise HTTPException(404, str(error)) from error
+    return ImageOut(bundle_version=bundle.version, **bundle.image_record(row))
+
+
+@router.get("/", include_in_schema=False)
+async def search_page() -> FileResponse:
+    """The search page (static/index.html): all it loads is served by this app."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get(
+    "/random",
+    response_model=ImageOut,
+    responses=_NOT_READY,
+    summary="A random indexed image (the search page's starting point)",
+)
+def random_image(bundle: ServingBundle) -> ImageOut:
+    row = secrets.randbelow(bundle.count)
     return ImageOut(bundle_version=bundle.version, **bundle.image_record(row))
 
 

@@ -55,6 +55,10 @@ def run_demo_query(
         return
     with local_service(layout.bundles_dir, console) as local_url:
         _ask(local_url, image, k, console)
+    console.print(
+        "search in the browser: `make serve` (or `geotriplet serve`), then open "
+        "http://127.0.0.1:8000/"
+    )
 
 
 def default_query_image(config: GeoTripletConfig, layout: ArtefactLayout) -> Path:

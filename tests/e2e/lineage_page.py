@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from tests.e2e.dagster_api import DagsterApi
+from tests.factories.browser import CHROMIUM_ARGS, chromium_path
 
-# Chromium on a machine without a display or outside network, run as root in CI
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # large enough that the fitted graph draws every node in full, with its status
 VIEWPORT = {"width": 3000, "height": 1700}
 # an asset node of the graph (the SVG embeds each node's HTML)
 NODE = "foreignObject:has([class*='AssetNode_assetNodeContainer'])"
 # a label of the full node, absent from the small one drawn when the graph is zoomed out
 FULL_NODE_LABEL = "Latest event"
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise FileNotFoundError("no Chromium found (Debian: apt-get install chromium)")
 
 
 def capture_lineage(
