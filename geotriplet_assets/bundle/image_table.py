@@ -44,8 +44,24 @@ def write_image_table(path: Path, columns: Mapping[str, Any]) -> None:
     schema = IMAGE_SCHEMA
     if PATH_COLUMN in columns:
         schema = schema.append(pa.field(PATH_COLUMN, pa.string()))
-    arrays = [pa.array(np.asarray(columns[f.name]), type=f.type) for f in schema]
+    arrays = [_column_array(columns[f.name], f) for f in schema]
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path)
+
+
+def _column_array(values: Any, field: pa.Field) -> pa.Array:
+    values = np.asarray(values)
+    try:
+        array = pa.array(values, type=field.type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ValueError(
+            f"the image table's column {field.name!r} cannot be stored as {field.type}: {error}"
+            " (a missing value in a column of strings reads as a float NaN)"
+        ) from error
+    if array.null_count:
+        raise ValueError(
+            f"the image table's column {field.name!r} has {array.null_count} missing values"
+        )
+    return array
 
 
 class _SortedIds:

@@ -86,3 +86,17 @@ def test_the_written_table_has_the_schema_the_reader_checks(tmp_path: Path) -> N
     assert table.record(1)["split"] == "val" and table.row_of("a/0") == 3
     with pytest.raises(ValueError, match="lacks columns split"):
         write_image_table(tmp_path / "other.parquet", frame.drop(columns=["split"]))
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [("path", ["a.jpg", None, "c.jpg", "d.jpg"]), ("path", ["a.jpg", float("nan"), "c", "d"])],
+)
+def test_a_table_with_missing_values_is_not_written(
+    tmp_path: Path, column: str, values: list
+) -> None:
+    frame = _table().to_pandas()
+    frame[column] = values
+    with pytest.raises(ValueError, match=f"column {column!r}"):
+        write_image_table(tmp_path / "images.parquet", frame)
+    assert not (tmp_path / "images.parquet").exists()
