@@ -57,6 +57,8 @@ def settings_from_config(config: GeoTripletConfig, data_root: Path) -> TrainingS
         precision=config.train.precision,
         auto_batch_size=config.auto_batch_size.enabled,
         auto_batch_size_mode=config.auto_batch_size.mode,
+        locate_k=config.serving.locate_k,
+        locate_cluster_radius_m=config.serving.locate_cluster_radius_m,
         tracking=TrackingSettings(
             project=config.logging.project_name,
             experiment_name=config.logging.exp_name,

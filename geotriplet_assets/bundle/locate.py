@@ -112,6 +112,62 @@ def _rate(block: list[float], empty: float) -> float:
     return block[0] / block[1] if block[1] else empty
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """Per query of a batch: the estimate, its uncertainty and raw confidence, and which of
+    the query's hits form the winning cluster."""
+
+    lat: np.ndarray  # (Q,) degrees
+    lon: np.ndarray
+    uncertainty_m: np.ndarray
+    raw_confidence: np.ndarray
+    members: np.ndarray  # (Q, K) bool
+
+
+def estimate_positions(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    scores: np.ndarray,
+    *,
+    cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
+    score_temperature: float = SCORE_TEMPERATURE,
+) -> Estimates:
+    """The estimates of Q queries from their K hits each: (Q, K) positions and finite scores,
+    best hit first. Memory is O(Q K^2)."""
+    lat, lon, scores = (np.asarray(a, dtype=np.float64) for a in (lat, lon, scores))
+    if lat.ndim != 2 or lat.shape[1] == 0 or not lat.shape == lon.shape == scores.shape:
+        raise ValueError(
+            f"lat, lon and scores must share a (Q, K >= 1) shape, got "
+            f"{lat.shape}, {lon.shape}, {scores.shape}"
+        )
+    queries, k = lat.shape
+    weights = np.exp((scores - scores.max(axis=1, keepdims=True)) / score_temperature)
+    distances = great_circle_m(lat[:, :, None], lon[:, :, None], lat[:, None, :], lon[:, None, :])
+    within = distances <= cluster_radius_m
+    cluster_weight = np.einsum("qij,qj->qi", within, weights)
+    # argmax takes the first of equal clusters: the one around the better-ranked hit
+    members = within[np.arange(queries), np.argmax(cluster_weight, axis=1)]
+    member_weights = np.where(members, weights, 0.0)
+    vectors = unit_vectors(lat, lon).reshape(queries, k, 3)
+    centre = np.einsum("qk,qkd->qd", member_weights, vectors)
+    # members on opposite sides of the globe (a radius of thousands of km): the first one
+    degenerate = np.linalg.norm(centre, axis=1) < 1e-12
+    if degenerate.any():
+        first = np.argmax(members[degenerate], axis=1)
+        centre[degenerate] = vectors[degenerate][np.arange(len(first)), first]
+    estimate_lat, estimate_lon = latlon_from_unit_vectors(centre)
+    spread = great_circle_m(lat, lon, estimate_lat[:, None], estimate_lon[:, None])
+    total = member_weights.sum(axis=1)
+    rms = np.sqrt((member_weights * spread**2).sum(axis=1) / total)
+    return Estimates(
+        lat=estimate_lat,
+        lon=estimate_lon,
+        uncertainty_m=np.maximum(2.0 * rms, MIN_UNCERTAINTY_M),
+        raw_confidence=total / weights.sum(axis=1),
+        members=members,
+    )
+
+
 def locate(
     hits: Sequence[Neighbour],
     *,
@@ -123,29 +179,20 @@ def locate(
     without hits."""
     if not hits:
         return None
-    lat = np.array([hit.lat for hit in hits])
-    lon = np.array([hit.lon for hit in hits])
-    scores = np.array([hit.score for hit in hits])
-    weights = np.exp((scores - scores.max()) / score_temperature)
-    distances = great_circle_m(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    members = distances <= cluster_radius_m
-    cluster_weight = members.astype(np.float64) @ weights
-    # argmax takes the first of equal clusters: the one around the better-ranked hit
-    chosen = np.flatnonzero(members[int(np.argmax(cluster_weight))])
-    vectors = unit_vectors(lat[chosen], lon[chosen])
-    centre = (weights[chosen, None] * vectors).sum(axis=0)
-    if np.linalg.norm(centre) < 1e-12:
-        centre = vectors[0]
-    (estimate_lat,), (estimate_lon,) = latlon_from_unit_vectors(centre[None, :])
-    spread = great_circle_m(lat[chosen], lon[chosen], estimate_lat, estimate_lon)
-    rms = float(np.sqrt(np.average(spread**2, weights=weights[chosen])))
-    raw = float(weights[chosen].sum() / weights.sum())
+    estimate = estimate_positions(
+        np.array([[hit.lat for hit in hits]]),
+        np.array([[hit.lon for hit in hits]]),
+        np.array([[hit.score for hit in hits]]),
+        cluster_radius_m=cluster_radius_m,
+        score_temperature=score_temperature,
+    )
+    raw = float(estimate.raw_confidence[0])
     return Location(
-        lat=float(estimate_lat),
-        lon=float(estimate_lon),
-        uncertainty_m=max(2.0 * rms, MIN_UNCERTAINTY_M),
+        lat=float(estimate.lat[0]),
+        lon=float(estimate.lon[0]),
+        uncertainty_m=float(estimate.uncertainty_m[0]),
         confidence=calibration(raw) if calibration is not None else raw,
         raw_confidence=raw,
         calibrated=calibration is not None,
-        support=[hits[int(i)] for i in chosen],
+        support=[hits[int(i)] for i in np.flatnonzero(estimate.members[0])],
     )

@@ -3,13 +3,11 @@ hit's position, on held-out images queried as `image_id` queries are (their own 
 and the calibration of the estimate's confidence.
 
 A query's error is the great-circle distance from the estimate to the image's recorded
-position; `within_m` gives the share of queries within 25 m, 100 m and 1 km (the thresholds of
-visual place recognition benchmarks, 25 m first).
+position (`location_errors.ErrorSummary` summarises them).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,33 +17,7 @@ from geotriplet_assets.bundle.locate import Calibration, locate
 from geotriplet_assets.bundle.search import Neighbour, SearchQuery
 from geotriplet_assets.geodesy import great_circle_m
 
-WITHIN_M = (25.0, 100.0, 1000.0)
 QUERY_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class ErrorSummary:
-    """Distances in metres from estimates to the truth, summarised."""
-
-    median_m: float
-    p90_m: float
-    within: dict[float, float]  # threshold in metres -> share of queries
-
-    @classmethod
-    def of(cls, errors: np.ndarray) -> ErrorSummary:
-        if len(errors) == 0:
-            nan = math.nan
-            return cls(nan, nan, dict.fromkeys(WITHIN_M, nan))
-        return cls(
-            median_m=float(np.median(errors)),
-            p90_m=float(np.percentile(errors, 90)),
-            within={m: float((errors <= m).mean()) for m in WITHIN_M},
-        )
-
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        flat = {f"{prefix}median_error_m": self.median_m, f"{prefix}p90_error_m": self.p90_m}
-        flat.update({f"{prefix}within_{m:g}m": share for m, share in self.within.items()})
-        return flat
 
 
 @dataclass(frozen=True)

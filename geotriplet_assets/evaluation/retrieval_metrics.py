@@ -1,4 +1,5 @@
-"""Leave-one-out retrieval metrics: recall@k, mAP@R and top-1 localisation error.
+"""Leave-one-out retrieval metrics: recall@k, mAP@R and localisation errors, of the top hit's
+position and of the estimate `POST /locate` makes from the best hits (`bundle.locate`).
 
 Every image with at least one other image of its label queries all other images
 of the set by cosine similarity. Images whose label is unique stay in the gallery
@@ -13,6 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geotriplet_assets.bundle.locate import (
+    DEFAULT_CLUSTER_RADIUS_M,
+    DEFAULT_LOCATE_K,
+    estimate_positions,
+)
+from geotriplet_assets.evaluation.location_errors import ErrorSummary
 from geotriplet_assets.geodesy import great_circle_m, validate_latlon
 
 DEFAULT_KS = (1, 5, 10, 20)
@@ -20,6 +27,8 @@ BYTES_PER_SIMILARITY = 16
 """Peak bytes per query x gallery similarity: the float32 block and its temporaries."""
 BYTES_PER_RANKED = 48
 """Peak bytes per query x ranked neighbour: indices, scores, relevance and precisions."""
+BYTES_PER_HIT_PAIR = 48
+"""Peak bytes per query x pair of the hits it is located from: distances and temporaries."""
 
 
 class RetrievalInputError(ValueError):
@@ -32,16 +41,27 @@ class RetrievalMetrics:
 
     recall_at: dict[int, float]
     map_at_r: float
-    median_error_m: float
-    p90_error_m: float
+    top1: ErrorSummary
+    """Distances from each query's position to its top hit's."""
+    locate: ErrorSummary
+    """Distances from each query's position to the estimate from its best hits."""
     queries: int
 
+    @property
+    def median_error_m(self) -> float:
+        return self.top1.median_m
+
+    @property
+    def p90_error_m(self) -> float:
+        return self.top1.p90_m
+
     def as_dict(self, prefix: str = "") -> dict[str, float]:
-        """Flat metrics, e.g. {"val/recall@1": .., "val/map@r": ..} for prefix "val/"."""
+        """Flat metrics, e.g. {"val/recall@1": .., "val/map@r": ..} for prefix "val/"; the
+        top hit's errors unprefixed ("val/median_error_m"), the estimate's as "locate_"."""
         flat = {f"{prefix}recall@{k}": value for k, value in sorted(self.recall_at.items())}
         flat[f"{prefix}map@r"] = self.map_at_r
-        flat[f"{prefix}median_error_m"] = self.median_error_m
-        flat[f"{prefix}p90_error_m"] = self.p90_error_m
+        flat.update(self.top1.as_dict(prefix))
+        flat.update(self.locate.as_dict(f"{prefix}locate_"))
         flat[f"{prefix}queries"] = float(self.queries)
         return flat
 
@@ -55,12 +75,16 @@ def evaluate_retrieval(
     ks: Sequence[int] = DEFAULT_KS,
     memory_budget_bytes: int = 1 << 30,
     normalize: bool = True,
+    locate_k: int = DEFAULT_LOCATE_K,
+    cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
 ) -> RetrievalMetrics:
     """Leave-one-out retrieval metrics of (N, D) embeddings labelled by target.
 
     A neighbour is relevant when it has the query's label. Queries are processed in
     chunks whose similarity block and temporaries fit memory_budget_bytes. With
     normalize=False the embeddings are taken as unit length already (plain dot product).
+    Each query is also located from its LOCATE_K best hits as `POST /locate` does, with
+    hits clustered within CLUSTER_RADIUS_M.
     """
     vectors = _gallery_vectors(embeddings, normalize)
     codes = _label_codes(labels, len(vectors))
@@ -70,68 +94,94 @@ def evaluate_retrieval(
         raise RetrievalInputError(
             f"memory_budget_bytes must be positive, got {memory_budget_bytes}"
         )
+    if locate_k < 1 or not cluster_radius_m > 0:
+        raise RetrievalInputError(
+            f"locate_k and cluster_radius_m must be positive, got {locate_k}, {cluster_radius_m}"
+        )
 
     relevant_counts = np.bincount(codes)[codes] - 1
     queries = np.flatnonzero(relevant_counts > 0)
     if queries.size == 0:
         nan = float("nan")
-        return RetrievalMetrics({k: nan for k in ks}, nan, nan, nan, queries=0)
+        nowhere = ErrorSummary.of(np.zeros(0))
+        return RetrievalMetrics({k: nan for k in ks}, nan, nowhere, nowhere, queries=0)
 
     n = len(vectors)
-    chunk_rows = _chunk_rows(n, max(ks), int(relevant_counts.max()), memory_budget_bytes)
+    located_from = min(n - 1, locate_k)
+    deepest = min(n - 1, max(max(ks), int(relevant_counts.max()), located_from))
+    chunk_rows = _chunk_rows(n, deepest, located_from, memory_budget_bytes)
     tally = _Tally(ks, queries.size)
     for start in range(0, queries.size, chunk_rows):
         chunk = queries[start : start + chunk_rows]
         relevant = relevant_counts[chunk]
-        depth = min(n - 1, max(max(ks), int(relevant.max())))
-        ranked = _ranked_neighbours(vectors, chunk, depth)
+        depth = min(n - 1, max(max(ks), int(relevant.max()), located_from))
+        ranked, scores = _ranked_neighbours(vectors, chunk, depth)
         top1 = ranked[:, 0]
+        hits = ranked[:, :located_from]
+        estimate = estimate_positions(
+            lat[hits], lon[hits], scores[:, :located_from], cluster_radius_m=cluster_radius_m
+        )
         tally.add(
             start,
             codes[ranked] == codes[chunk, None],
             relevant,
             great_circle_m(lat[chunk], lon[chunk], lat[top1], lon[top1]),
+            great_circle_m(lat[chunk], lon[chunk], estimate.lat, estimate.lon),
         )
     return tally.metrics()
 
 
-def _chunk_rows(n: int, max_k: int, max_relevant: int, memory_budget_bytes: int) -> int:
-    """Queries per chunk whose similarity block and ranked temporaries fit the budget."""
-    deepest = min(n - 1, max(max_k, max_relevant))
-    row_bytes = BYTES_PER_SIMILARITY * n + BYTES_PER_RANKED * deepest
+def _chunk_rows(n: int, deepest: int, located_from: int, memory_budget_bytes: int) -> int:
+    """Queries per chunk whose similarity block, ranked and locate temporaries fit the
+    budget."""
+    row_bytes = (
+        BYTES_PER_SIMILARITY * n
+        + BYTES_PER_RANKED * deepest
+        + BYTES_PER_HIT_PAIR * located_from**2
+    )
     return max(1, memory_budget_bytes // row_bytes)
 
 
 class _Tally:
-    """Recall hits, AP@R and top-1 errors accumulated over the chunks of queries."""
+    """Recall hits, AP@R and localisation errors accumulated over the chunks of queries."""
 
     def __init__(self, ks: tuple[int, ...], queries: int) -> None:
         self.ks = ks
         self.queries = queries
         self.hits = dict.fromkeys(ks, 0)
         self.precision_sum = 0.0
-        self.errors = np.empty(queries, dtype=np.float64)
+        self.top1_errors = np.empty(queries, dtype=np.float64)
+        self.locate_errors = np.empty(queries, dtype=np.float64)
 
     def add(
-        self, start: int, is_relevant: np.ndarray, relevant: np.ndarray, errors_m: np.ndarray
+        self,
+        start: int,
+        is_relevant: np.ndarray,
+        relevant: np.ndarray,
+        top1_errors_m: np.ndarray,
+        locate_errors_m: np.ndarray,
     ) -> None:
         for k in self.ks:
             self.hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
         self.precision_sum += float(average_precision_at_r(is_relevant, relevant).sum())
-        self.errors[start : start + len(errors_m)] = errors_m
+        self.top1_errors[start : start + len(top1_errors_m)] = top1_errors_m
+        self.locate_errors[start : start + len(locate_errors_m)] = locate_errors_m
 
     def metrics(self) -> RetrievalMetrics:
         return RetrievalMetrics(
             recall_at={k: self.hits[k] / self.queries for k in self.ks},
             map_at_r=self.precision_sum / self.queries,
-            median_error_m=float(np.median(self.errors)),
-            p90_error_m=float(np.percentile(self.errors, 90)),
+            top1=ErrorSummary.of(self.top1_errors),
+            locate=ErrorSummary.of(self.locate_errors),
             queries=int(self.queries),
         )
 
 
-def _ranked_neighbours(vectors: np.ndarray, chunk: np.ndarray, depth: int) -> np.ndarray:
-    """(len(chunk), depth) gallery indices by descending similarity, self excluded."""
+def _ranked_neighbours(
+    vectors: np.ndarray, chunk: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(len(chunk), depth) gallery indices by descending similarity, self excluded, and
+    their similarities."""
     similarity = vectors[chunk] @ vectors.T
     similarity[np.arange(chunk.size), chunk] = -np.inf
     n = similarity.shape[1]
@@ -144,7 +194,7 @@ def _ranked_neighbours(vectors: np.ndarray, chunk: np.ndarray, depth: int) -> np
     columns = (np.flatnonzero(keep) % n).reshape(chunk.size, depth)
     scores = np.take_along_axis(similarity, columns, axis=1)
     order = np.argsort(-scores, axis=1, kind="stable")
-    return np.take_along_axis(columns, order, axis=1)
+    return np.take_along_axis(columns, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 def _lowest_index_ties(similarity: np.ndarray, threshold: np.ndarray, depth: int) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
 from geotriplet_assets.bundle.search import SearchQuery
-from geotriplet_assets.evaluation.localisation import ErrorSummary, Localisation, localise
+from geotriplet_assets.evaluation.localisation import Localisation, localise
+from geotriplet_assets.evaluation.location_errors import ErrorSummary
 from geotriplet_assets.evaluation.retrieval_metrics import average_precision_at_r
 from geotriplet_assets.geodesy import great_circle_m
 

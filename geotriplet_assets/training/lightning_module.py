@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional
 from torch.optim.lr_scheduler import LambdaLR
 
+from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
 from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics, evaluate_retrieval
 from geotriplet_assets.training.band_stats import BandStatistics
 from geotriplet_assets.training.params import HeadParams, SamplingMode
@@ -59,6 +60,8 @@ class TripletHeadModule(L.LightningModule):
         sampling: SamplingMode = "ucb",
         difficulty_update_freq: int = 10,
         seed: int = 42,
+        locate_k: int = DEFAULT_LOCATE_K,
+        locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
     ) -> None:
         super().__init__()
         input_dim = int(train.embeddings.shape[1])
@@ -94,6 +97,8 @@ class TripletHeadModule(L.LightningModule):
         )
         self.band_stats = BandStatistics(self.sampler.num_arms)
         self.val_split = val
+        self.locate_k = locate_k
+        self.locate_cluster_radius_m = locate_cluster_radius_m
         self.register_buffer(
             "train_embeddings", _float16_tensor(train.embeddings), persistent=False
         )
@@ -176,7 +181,13 @@ class TripletHeadModule(L.LightningModule):
     def evaluate_embeddings(self, embeddings: torch.Tensor, split: SplitData) -> RetrievalMetrics:
         vectors = self.embed(embeddings).cpu().numpy()
         return evaluate_retrieval(
-            vectors, split.labels, split.image_lat, split.image_lon, normalize=False
+            vectors,
+            split.labels,
+            split.image_lat,
+            split.image_lon,
+            normalize=False,
+            locate_k=self.locate_k,
+            cluster_radius_m=self.locate_cluster_radius_m,
         )
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

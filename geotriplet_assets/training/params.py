@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
+
 SamplingMode = Literal["ucb", "uniform_bands", "random"]
 SAMPLING_MODES: tuple[SamplingMode, ...] = ("ucb", "uniform_bands", "random")
 
@@ -73,7 +75,9 @@ class TrainingSettings:
     """How a run is carried out.
 
     num_threads, when set, is the CPU thread count of torch during the run (tiny heads
-    train faster on one thread than on two contended ones).
+    train faster on one thread than on two contended ones). locate_k and
+    locate_cluster_radius_m are how the evaluation locates each query from its best hits, as
+    `POST /locate` does (`bundle.locate`).
     """
 
     max_epochs: int = 30
@@ -88,14 +92,21 @@ class TrainingSettings:
     early_stopping_patience: int = 5
     accelerator: str = "auto"
     num_threads: int | None = None
+    locate_k: int = DEFAULT_LOCATE_K
+    locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "samples_per_epoch", "difficulty_update_freq"):
+        for name in ("max_epochs", "samples_per_epoch", "difficulty_update_freq", "locate_k"):
             if getattr(self, name) < 1:
                 raise TrainingSettingsError(
                     f"TrainingSettings.{name} must be positive, got {getattr(self, name)!r}"
                 )
+        if not self.locate_cluster_radius_m > 0:
+            raise TrainingSettingsError(
+                "TrainingSettings.locate_cluster_radius_m must be positive, "
+                f"got {self.locate_cluster_radius_m!r}"
+            )
         if self.num_threads is not None and self.num_threads < 1:
             raise TrainingSettingsError(
                 f"TrainingSettings.num_threads must be positive or None, got {self.num_threads!r}"

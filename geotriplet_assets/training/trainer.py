@@ -92,8 +92,17 @@ def _accelerator_and_precision(settings: TrainingSettings) -> tuple[str, str]:
     return accelerator, "32-true" if precision == "32" else precision
 
 
-def _evaluate(embeddings: np.ndarray, split: SplitData) -> RetrievalMetrics:
-    return evaluate_retrieval(embeddings, split.labels, split.image_lat, split.image_lon)
+def _evaluate(
+    embeddings: np.ndarray, split: SplitData, settings: TrainingSettings
+) -> RetrievalMetrics:
+    return evaluate_retrieval(
+        embeddings,
+        split.labels,
+        split.image_lat,
+        split.image_lon,
+        locate_k=settings.locate_k,
+        cluster_radius_m=settings.locate_cluster_radius_m,
+    )
 
 
 @contextmanager
@@ -317,6 +326,8 @@ def train_projection_head(
         sampling=settings.sampling,
         difficulty_update_freq=settings.difficulty_update_freq,
         seed=settings.seed,
+        locate_k=settings.locate_k,
+        locate_cluster_radius_m=settings.locate_cluster_radius_m,
     )
     datamodule = TripletDataModule(
         module.draw_triplets, settings.samples_per_epoch, _batch_size_to_use(params, resume_from)
@@ -339,7 +350,7 @@ def train_projection_head(
     try:
         with _torch_threads(settings.num_threads):
             _fit(trainer, module, datamodule, settings, resume_from)
-            result = _finish(data, module, datamodule, checkpoint, output_dir, started)
+            result = _finish(data, module, datamodule, checkpoint, output_dir, started, settings)
         if logger is not None:
             record_checkpoint(logger, result.files, summary=_summary(result))
         exit_code = 0
@@ -356,6 +367,7 @@ def _finish(
     checkpoint: ModelCheckpoint,
     output_dir: Path,
     started: float,
+    settings: TrainingSettings,
 ) -> TrainingResult:
     """Evaluate the best checkpoint's head and the raw backbone; write head.pt and metrics."""
     last_path = output_dir / LAST_CHECKPOINT
@@ -365,10 +377,10 @@ def _finish(
     history = module.history
     best_epoch = _best_epoch(history)
     head = _head_from_checkpoint(best_path, module)
-    head_val = _evaluate(embed_array(head, data.val.embeddings), data.val)
-    head_test = _evaluate(embed_array(head, data.test.embeddings), data.test)
-    backbone_val = _evaluate(data.val.embeddings, data.val)
-    backbone_test = _evaluate(data.test.embeddings, data.test)
+    head_val = _evaluate(embed_array(head, data.val.embeddings), data.val, settings)
+    head_test = _evaluate(embed_array(head, data.test.embeddings), data.test, settings)
+    backbone_val = _evaluate(data.val.embeddings, data.val, settings)
+    backbone_test = _evaluate(data.test.embeddings, data.test, settings)
     head_path = output_dir / HEAD_FILE
     save_head(head, head_path)
     result = TrainingResult(

@@ -10,6 +10,7 @@ from geotriplet_assets.bundle.locate import (
     MIN_UNCERTAINTY_M,
     SCORE_TEMPERATURE,
     Calibration,
+    estimate_positions,
     locate,
 )
 from geotriplet_assets.bundle.search import Neighbour
@@ -54,6 +55,29 @@ def test_a_cluster_across_the_antimeridian_is_centred_on_it() -> None:
     place = locate(hits)
     assert place is not None
     assert abs(abs(place.lon) - 180.0) < 1 * METRE_DEG
+
+
+def test_a_batch_of_queries_is_estimated_as_each_query_alone() -> None:
+    rng = np.random.default_rng(3)
+    lat = 40.0 + rng.uniform(0, 2000, (6, 8)) * METRE_DEG
+    lon = -80.0 + rng.uniform(0, 2000, (6, 8)) * METRE_DEG
+    scores = np.sort(rng.uniform(0.6, 0.9, (6, 8)), axis=1)[:, ::-1]
+    batch = estimate_positions(lat, lon, scores, cluster_radius_m=300.0)
+    for q in range(6):
+        hits = [_hit(i, lat[q, i], lon[q, i], scores[q, i]) for i in range(8)]
+        alone = locate(hits, cluster_radius_m=300.0)
+        assert alone is not None
+        assert (batch.lat[q], batch.lon[q]) == pytest.approx((alone.lat, alone.lon))
+        assert batch.uncertainty_m[q] == pytest.approx(alone.uncertainty_m)
+        assert batch.raw_confidence[q] == pytest.approx(alone.raw_confidence)
+        assert [hit.row for hit in alone.support] == list(np.flatnonzero(batch.members[q]))
+
+
+def test_hits_of_mismatched_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"share a \(Q, K >= 1\) shape"):
+        estimate_positions(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        estimate_positions(np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0)))
 
 
 def test_calibration_is_non_decreasing_and_maps_raw_to_observed_shares() -> None:

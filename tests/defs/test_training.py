@@ -26,6 +26,15 @@ def test_the_projection_head_is_trained_evaluated_and_tracked(pipeline: TinyCity
     assert head_path.is_file()
     metrics = json.loads((head_path.parent / "metrics.json").read_text())
     assert metrics["head"]["test"]["recall@1"] == pytest.approx(metadata["test_recall_at_1"])
+    # where each test image was taken, from its top hit and as /locate estimates it
+    test = metrics["head"]["test"]
+    assert test["locate_median_error_m"] == pytest.approx(metadata["test_locate_median_error_m"])
+    assert test["locate_within_25m"] == pytest.approx(metadata["test_locate_within_25m"])
+    assert test["within_25m"] == pytest.approx(metadata["test_within_25m"])
+    for prefix in ("", "locate_"):
+        assert 0 <= test[f"{prefix}median_error_m"] <= test[f"{prefix}p90_error_m"]
+        shares = [test[f"{prefix}within_{m}m"] for m in (25, 100, 1000)]
+        assert 0 <= shares[0] <= shares[1] <= shares[2] <= 1
     assert 0.0 <= metadata["test_recall_at_1"] <= 1.0
     assert 1 <= metadata["epochs_run"] <= 3
     assert metadata["params_source"] == "configuration"

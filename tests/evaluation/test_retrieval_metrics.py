@@ -7,6 +7,7 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 
+from geotriplet_assets.evaluation.location_errors import ErrorSummary
 from geotriplet_assets.evaluation.retrieval_metrics import (
     RetrievalInputError,
     RetrievalMetrics,
@@ -138,7 +139,9 @@ def test_without_normalisation_the_dot_product_ranks() -> None:
 
 
 def test_as_dict_is_flat_and_prefixed() -> None:
-    metrics = RetrievalMetrics({5: 0.5, 1: 0.25}, 0.125, 10.0, 20.0, queries=8)
+    top1 = ErrorSummary(10.0, 20.0, {25.0: 0.5, 100.0: 0.75, 1000.0: 1.0})
+    locate = ErrorSummary(5.0, 15.0, {25.0: 0.625, 100.0: 0.875, 1000.0: 1.0})
+    metrics = RetrievalMetrics({5: 0.5, 1: 0.25}, 0.125, top1, locate, queries=8)
 
     assert metrics.as_dict("val/") == {
         "val/recall@1": 0.25,
@@ -146,8 +149,36 @@ def test_as_dict_is_flat_and_prefixed() -> None:
         "val/map@r": 0.125,
         "val/median_error_m": 10.0,
         "val/p90_error_m": 20.0,
+        "val/within_25m": 0.5,
+        "val/within_100m": 0.75,
+        "val/within_1000m": 1.0,
+        "val/locate_median_error_m": 5.0,
+        "val/locate_p90_error_m": 15.0,
+        "val/locate_within_25m": 0.625,
+        "val/locate_within_100m": 0.875,
+        "val/locate_within_1000m": 1.0,
         "val/queries": 8.0,
     }
+
+
+def test_the_estimate_from_the_best_hits_beats_a_lone_far_top_hit() -> None:
+    # q and h2 (one building) at 0 and 1.5 degrees; h1, the top hit of both, stands 5 km away;
+    # h3 and h4, just behind it in similarity, stand with q and h2.
+    embeddings = on_circle([0, 1.0, 1.5, 2.1, 2.5])
+    labels = np.array([0, 1, 0, 2, 3])
+    metre = 1 / 111_195
+    lat = 40.0 + np.array([0.0, 5000.0, 3.0, -4.0, 6.0]) * metre
+    lon = np.full(5, -80.0)
+    metrics = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1,))
+
+    assert metrics.queries == 2
+    assert metrics.top1.median_m == pytest.approx(5000.0, rel=0.01)
+    assert metrics.top1.within[1000.0] == 0.0
+    assert metrics.locate.median_m < 10.0
+    assert metrics.locate.within[25.0] == 1.0
+    # with the lone hit as the only one it is located from, the estimate is the top hit
+    alone = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1,), locate_k=1)
+    assert alone.locate.as_dict() == pytest.approx(alone.top1.as_dict())
 
 
 @pytest.mark.parametrize(
@@ -158,6 +189,8 @@ def test_as_dict_is_flat_and_prefixed() -> None:
         ({"labels": np.arange(3)}, "labels"),
         ({"lat": zeros(5)}, "lat"),
         ({"ks": (0, 5)}, "ks"),
+        ({"locate_k": 0}, "locate_k"),
+        ({"cluster_radius_m": -1.0}, "cluster_radius_m"),
         ({"ks": ()}, "ks"),
         ({"memory_budget_bytes": 0}, "memory_budget_bytes"),
     ],

@@ -18,6 +18,11 @@ from geotriplet_assets.training.params import (
         (lambda: TrainingSettings(samples_per_epoch=0), "TrainingSettings.samples_per_epoch"),
         (lambda: TrainingSettings(sampling="greedy"), "TrainingSettings.sampling"),
         (lambda: TrainingSettings(num_threads=0), "TrainingSettings.num_threads"),
+        (lambda: TrainingSettings(locate_k=0), "TrainingSettings.locate_k"),
+        (
+            lambda: TrainingSettings(locate_cluster_radius_m=0.0),
+            "TrainingSettings.locate_cluster_radius_m",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_name(make, named: str) -> None:
