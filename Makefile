@@ -58,6 +58,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_neighbours.py
 	$(BIN)/python benchmarks/bench_sampler.py
 	$(BIN)/python benchmarks/bench_retrieval_metrics.py
+	$(BIN)/python benchmarks/bench_locate.py
+	$(BIN)/python benchmarks/bench_thumbnails.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_search.py --keep benchmarks/results/search-bundles
 	$(BIN)/python benchmarks/bench_search.py --index ivfpq

@@ -104,7 +104,9 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
             f"  projection head: test recall@1 {head['test_recall_at_1']:.3f} "
             f"(raw backbone {head['backbone_test_recall_at_1']:.3f}), "
             f"mAP@R {head['test_map_at_r']:.3f}, "
-            f"median error {head['test_median_error_m']:.0f} m, "
+            f"top hit median error {head['test_median_error_m']:.0f} m, "
+            f"{head['test_within_25m']:.0%} within 25 m (/locate "
+            f"{head['test_locate_median_error_m']:.0f} m, {head['test_locate_within_25m']:.0%}), "
             f"best epoch {head['best_epoch']} after {head['seconds_to_best']:.0f} s "
             f"-> {head['head_path']}"
         )

@@ -29,6 +29,10 @@ BYTES_PER_RANKED = 48
 """Peak bytes per query x ranked neighbour: indices, scores, relevance and precisions."""
 BYTES_PER_HIT_PAIR = 48
 """Peak bytes per query x pair of the hits it is located from: distances and temporaries."""
+CHUNK_BYTES = 64 << 20
+"""Chunks stay this small even under a larger budget: bigger blocks are slower, not faster
+(every fresh block is page-faulted in; 10 000 x 10 000 took 5.2 s in 1 GiB chunks, 1.0 s in
+64 MiB ones, `benchmarks/bench_retrieval_metrics.py`)."""
 
 
 class RetrievalInputError(ValueError):
@@ -133,13 +137,13 @@ def evaluate_retrieval(
 
 def _chunk_rows(n: int, deepest: int, located_from: int, memory_budget_bytes: int) -> int:
     """Queries per chunk whose similarity block, ranked and locate temporaries fit the
-    budget."""
+    budget (and CHUNK_BYTES)."""
     row_bytes = (
         BYTES_PER_SIMILARITY * n
         + BYTES_PER_RANKED * deepest
         + BYTES_PER_HIT_PAIR * located_from**2
     )
-    return max(1, memory_budget_bytes // row_bytes)
+    return max(1, min(memory_budget_bytes, CHUNK_BYTES) // row_bytes)
 
 
 class _Tally:

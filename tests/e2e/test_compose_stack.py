@@ -1,5 +1,6 @@
 """The compose stack end to end: "Materialize all" through GraphQL on a fresh instance, the
-service turning ready on the published bundle and answering POST /similar, and the lineage page.
+service turning ready on the published bundle and answering POST /similar, its search page in a
+browser (thumbnails read from the read-only data mount), and the lineage page.
 
 Runs only under tests/e2e/run_compose_e2e.sh, which builds and starts the stack.
 """
@@ -17,6 +18,7 @@ import pytest
 
 from tests.e2e.dagster_api import AssetNode, BackfillState, DagsterApi, wait_for
 from tests.e2e.lineage_page import capture_lineage
+from tests.e2e.search_page import search_with_upload
 from tests.e2e.stack import Stack
 
 STACK = Stack.from_environment()
@@ -115,22 +117,30 @@ def test_materialize_all_succeeds_on_a_fresh_instance(
     )
 
 
-def test_service_turns_ready_by_itself_and_finds_the_query_building(
-    materialised: Materialisation, stack: Stack
-) -> None:
-    assert materialised.ready_status_before == 503  # no bundle before the materialisation
-
+def _wait_until_ready(stack: Stack) -> None:
     def ready() -> dict | None:
         response = httpx.get(f"{stack.service_url}/ready", timeout=10)
         return response.json() if response.status_code == 200 else None
 
     wait_for("the service to load the published bundle", ready, 180, every_s=2)
+
+
+@pytest.fixture(scope="module")
+def query(materialised: Materialisation, stack: Stack) -> dict:
+    """The most photographed building's first image: ids, view count and JPEG (base64)."""
+    return json.loads(stack.run_in("pipeline", "python", "-c", CHOOSE_QUERY_IMAGE))
+
+
+def test_service_turns_ready_by_itself_and_finds_the_query_building(
+    materialised: Materialisation, stack: Stack, query: dict
+) -> None:
+    assert materialised.ready_status_before == 503  # no bundle before the materialisation
+    _wait_until_ready(stack)
     up_to_ready = time.time() - stack.up_started_at
     (stack.artifacts / "timings.txt").write_text(
         f"up to a ready service {up_to_ready:.0f} s (materialisation {materialised.seconds:.0f} s)"
     )
 
-    query = json.loads(stack.run_in("pipeline", "python", "-c", CHOOSE_QUERY_IMAGE))
     response = httpx.post(
         f"{stack.service_url}/similar",
         files={"image": ("query.jpg", base64.b64decode(query["jpeg"]), "image/jpeg")},
@@ -155,6 +165,28 @@ def test_service_turns_ready_by_itself_and_finds_the_query_building(
         and hit["image_id"] != query["image_id"]
     ]
     assert other_views, f"no other view of building {building} among {hits}"
+
+
+def test_search_page_on_the_stack_finds_the_uploaded_building(
+    materialised: Materialisation, stack: Stack, query: dict
+) -> None:
+    _wait_until_ready(stack)
+    photo = stack.artifacts / "query.jpg"
+    photo.write_bytes(base64.b64decode(query["jpeg"]))
+    screenshot = stack.artifacts / "search-page.png"
+    shown = search_with_upload(stack.service_url, photo, screenshot)
+    assert screenshot.stat().st_size > 10_000
+    assert shown.results, "the page showed no result"
+    assert shown.results[0]["building"] == f"{query['dataset_id']}/{query['target_id']}"
+    # every result's thumbnail came from the originals on the service's read-only mount
+    assert shown.thumbnails == len(shown.results)
+    located = httpx.post(
+        f"{stack.service_url}/locate",
+        files={"image": ("query.jpg", photo.read_bytes(), "image/jpeg")},
+        timeout=60,
+    ).json()
+    assert (shown.lat, shown.lon) == pytest.approx((located["lat"], located["lon"]))
+    assert f"{located['lat']:.6f}, {located['lon']:.6f}" in shown.location_text
 
 
 def test_lineage_page_shows_every_asset_materialised(
