@@ -149,6 +149,7 @@ def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSetti
     )
     record_inputs(output_dir, fingerprint)
     result = train_projection_head(data, params, run_settings, output_dir, resume=resume)
+    record_inputs(output_dir, fingerprint, finished=True)
     return dg.MaterializeResult(
         metadata={
             "data_source": data.source,

@@ -29,6 +29,14 @@ def test_only_identical_inputs_resume(tmp_path: Path) -> None:
         assert not same_inputs_as_before(tmp_path, changed)
 
 
+def test_a_finished_run_of_the_same_inputs_is_not_resumed(tmp_path: Path) -> None:
+    fingerprint = training_inputs_fingerprint(toy_training_data(), PARAMS, SETTINGS)
+    record_inputs(tmp_path, fingerprint)
+    assert same_inputs_as_before(tmp_path, fingerprint)
+    record_inputs(tmp_path, fingerprint, finished=True)
+    assert not same_inputs_as_before(tmp_path, fingerprint)
+
+
 def test_a_damaged_record_means_start_afresh(tmp_path: Path) -> None:
     (tmp_path / "inputs.json").write_text("{not json")
     assert not same_inputs_as_before(tmp_path, "anything")
