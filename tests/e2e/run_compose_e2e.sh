@@ -60,6 +60,9 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+# a stopped run must not end in "PASSED": the EXIT trap sees the signal's status
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ensure_docker() {
     if docker info >/dev/null 2>&1; then return; fi
