@@ -31,6 +31,10 @@ class ArtefactLayout:
     def embedding_shard(self, model_name: str, dataset_id: int) -> Path:
         return self.embeddings_dir(model_name) / f"{dataset_partition_key(dataset_id)}.h5"
 
+    def training_matrix(self, model_name: str, split: str) -> Path:
+        """One split's backbone embeddings as a float16 .npy matrix, memory-mapped by training."""
+        return self.root / "training" / model_name / f"{split}.npy"
+
     @property
     def targets_dir(self) -> Path:
         return self.root / "targets"

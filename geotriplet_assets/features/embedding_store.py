@@ -7,7 +7,7 @@ Layout: `embeddings` (N x D float32), `image_ids` (N utf-8 strings), group
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +148,21 @@ def read_embedding_shard(path: Path, *, load_embeddings: bool = True) -> Embeddi
             )
         embeddings = stored[...].astype(np.float32, copy=False) if load_embeddings else None
     return EmbeddingShard(embeddings, image_ids, rejections, attrs)
+
+
+def iter_embedding_blocks(
+    path: Path, block_rows: int = 16 * _CHUNK_ROWS
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float32 rows) of the shard's embeddings, BLOCK_ROWS at a time: a shard of
+    millions of images is read without holding all of it."""
+    with _open_shard(path) as shard:
+        _attrs(shard, path)
+        try:
+            stored = shard["embeddings"]
+        except KeyError as error:
+            raise EmbeddingShardError(f"{path} lacks a dataset: {error}") from error
+        for start in range(0, stored.shape[0], block_rows):
+            yield start, stored[start : start + block_rows].astype(np.float32, copy=False)
 
 
 def _validated_embeddings(

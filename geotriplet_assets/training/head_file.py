@@ -51,7 +51,11 @@ def embed_array(head: ProjectionHead, embeddings: np.ndarray) -> np.ndarray:
     was_training = head.training
     head.eval()
     outputs = [
-        head(torch.as_tensor(embeddings[start : start + EMBED_BATCH_ROWS], device=device).float())
+        head(
+            torch.from_numpy(np.array(embeddings[start : start + EMBED_BATCH_ROWS]))
+            .to(device)
+            .float()
+        )
         .float()
         .cpu()
         .numpy()

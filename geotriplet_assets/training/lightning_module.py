@@ -44,8 +44,9 @@ def cosine_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1.0 - functional.cosine_similarity(x, y, dim=-1)
 
 
-def _float16_tensor(values: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float16))
+def _float16_rows(store: np.ndarray, rows: np.ndarray | slice) -> torch.Tensor:
+    """A copy of STORE's ROWS (a memory map or an array) as a float16 tensor on the host."""
+    return torch.from_numpy(np.array(store[rows], dtype=np.float16))
 
 
 class TripletHeadModule(L.LightningModule):
@@ -99,10 +100,10 @@ class TripletHeadModule(L.LightningModule):
         self.val_split = val
         self.locate_k = locate_k
         self.locate_cluster_radius_m = locate_cluster_radius_m
-        self.register_buffer(
-            "train_embeddings", _float16_tensor(train.embeddings), persistent=False
-        )
-        self.register_buffer("val_embeddings", _float16_tensor(val.embeddings), persistent=False)
+        # float16 rows on the host (memory maps of the pipeline's matrices): each step copies
+        # only its batch's rows to the device
+        self.train_embeddings = train.embeddings
+        self.val_embeddings = val.embeddings
         self._rng = np.random.Generator(np.random.PCG64(seed + 1))
         self.steps_credited = 0
         self.bandit_updates = 0
@@ -129,15 +130,20 @@ class TripletHeadModule(L.LightningModule):
             arms = self.bandit.allocate(n)
         return self.sampler.sample(arms)
 
-    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Head outputs (float32) of float16 backbone rows already on this module's device."""
+    def embed(self, embeddings: np.ndarray) -> torch.Tensor:
+        """Head outputs (float32, on this module's device) of backbone rows read in chunks."""
         chunks = [
-            self.head(embeddings[start : start + EMBED_CHUNK_ROWS].float()).float()
+            self.head(
+                self._to_device(_float16_rows(embeddings, slice(start, start + EMBED_CHUNK_ROWS)))
+            ).float()
             for start in range(0, len(embeddings), EMBED_CHUNK_ROWS)
         ]
-        return (
-            torch.cat(chunks) if chunks else embeddings.new_zeros((0, self.params.embedding_size))
-        )
+        if not chunks:
+            return torch.zeros((0, self.params.embedding_size), device=self.device)
+        return torch.cat(chunks)
+
+    def _to_device(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows.to(self.device, non_blocking=True).float()
 
     def training_step(self, batch: TripletTensors, batch_idx: int) -> torch.Tensor:
         anchor, positive, negative = self._embed_triplets(batch)
@@ -157,7 +163,8 @@ class TripletHeadModule(L.LightningModule):
         size = len(batch["anchor"])
         rows = torch.cat((batch["anchor"], batch["positive"], batch["negative"]))
         unique_rows, position = torch.unique(rows, return_inverse=True)
-        outputs = self.head(self.train_embeddings[unique_rows].float())[position]
+        features = _float16_rows(self.train_embeddings, unique_rows.cpu().numpy())
+        outputs = self.head(self._to_device(features))[position]
         return outputs[:size], outputs[size : 2 * size], outputs[2 * size :]
 
     def _credit_bands(self, bands: np.ndarray, losses: np.ndarray) -> None:
@@ -178,7 +185,7 @@ class TripletHeadModule(L.LightningModule):
         optimizer = getattr(optimizer, "optimizer", optimizer)
         return float(optimizer.param_groups[0]["lr"])
 
-    def evaluate_embeddings(self, embeddings: torch.Tensor, split: SplitData) -> RetrievalMetrics:
+    def evaluate_embeddings(self, embeddings: np.ndarray, split: SplitData) -> RetrievalMetrics:
         vectors = self.embed(embeddings).cpu().numpy()
         return evaluate_retrieval(
             vectors,

@@ -7,6 +7,7 @@ indices, which serve as retrieval labels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from geotriplet_assets.geography.neighbours import exact_knn
 from geotriplet_assets.geography.splits import SPLIT_NAMES
 from geotriplet_assets.geography.targets import build_targets, target_index_of_images
 from geotriplet_assets.paths import ArtefactLayout, read_parquet_artefact
+from geotriplet_assets.training.embedding_matrix import EmbeddingMatrixError, write_split_matrix
 from geotriplet_assets.training.legacy_dataset import read_legacy_dataset
 
 
@@ -31,7 +33,7 @@ class TrainingDataError(ValueError):
 class SplitData:
     """The images and targets of one split, with its neighbour graph in local indices."""
 
-    embeddings: np.ndarray  # (n_images, D) float16
+    embeddings: np.ndarray  # (n_images, D) float16, memory-mapped from the pipeline's artefacts
     image_ids: np.ndarray  # (n_images,) str
     image_target: np.ndarray  # (n_images,) int64 local target index
     target_labels: np.ndarray  # (n_targets,) int64 global target index
@@ -75,14 +77,15 @@ def _local_index(global_index: np.ndarray, size: int) -> np.ndarray:
 
 
 def _split_data(
-    embeddings: np.ndarray,
+    embeddings_of: Callable[[np.ndarray], np.ndarray],
     images: pd.DataFrame,
     image_global_target: np.ndarray,
     graph: SplitNeighbours,
     targets: pd.DataFrame,
     name: str,
 ) -> SplitData:
-    """SplitData of the images whose target is in GRAPH; TARGETS is indexed by target_index."""
+    """SplitData of the images whose target is in GRAPH; TARGETS is indexed by target_index;
+    EMBEDDINGS_OF gives the float16 embeddings of the chosen rows of IMAGES."""
     size = int(max(image_global_target.max(initial=-1), graph.target_index.max(initial=-1))) + 1
     lookup = _local_index(graph.target_index, size)
     rows = np.flatnonzero(lookup[image_global_target] >= 0)
@@ -101,7 +104,7 @@ def _split_data(
         )
     target_rows = targets.loc[graph.target_index]
     return SplitData(
-        embeddings=np.ascontiguousarray(embeddings[rows], dtype=np.float16),
+        embeddings=embeddings_of(rows),
         image_ids=images["image_id"].to_numpy(dtype=str)[rows],
         image_target=image_target.astype(np.int64),
         target_labels=np.asarray(graph.target_index, dtype=np.int64),
@@ -166,16 +169,23 @@ def load_training_data(layout: ArtefactLayout, model_name: str) -> TrainingData:
     splits = read_parquet_artefact(layout.splits_path, "dataset_splits")
     graphs = read_neighbours(layout.neighbours_path)
     _check_graph_matches_splits(graphs, splits, layout)
-    embeddings = read_backbone_embeddings(layout, model_name, images)
     targets = splits.set_index("target_index")[["lat", "lon"]]
     image_target = images["target_index"].to_numpy(dtype=np.int64)
-    parts = {
-        name: _split_data(embeddings, images, image_target, graphs[name], targets, name)
-        for name in SPLIT_NAMES
-    }
+
+    def matrix(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        path = layout.training_matrix(model_name, name)
+        return lambda rows: write_split_matrix(path, layout, model_name, images.iloc[rows])
+
+    try:
+        parts = {
+            name: _split_data(matrix(name), images, image_target, graphs[name], targets, name)
+            for name in SPLIT_NAMES
+        }
+    except EmbeddingMatrixError as error:
+        raise TrainingDataError(str(error)) from error
     return TrainingData(
         **parts,
-        dim=int(embeddings.shape[1]),
+        dim=int(parts["train"].embeddings.shape[1]),
         source=f"pipeline:{layout.root}",
         model_name=model_name,
     )
@@ -208,7 +218,9 @@ def training_data_from_legacy(path: Path, k: int) -> TrainingData:
         neighbours = SplitNeighbours.from_graph(split_targets, graph)
         rows = np.flatnonzero(in_split)
         parts[name] = _split_data(
-            legacy.embeddings[rows],
+            lambda chosen, rows=rows: np.ascontiguousarray(
+                legacy.embeddings[rows[chosen]], dtype=np.float16
+            ),
             images.iloc[rows].reset_index(drop=True),
             image_target[rows],
             neighbours,

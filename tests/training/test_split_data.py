@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from geotriplet_assets.bundle.preprocessing import Preprocessing
 from geotriplet_assets.features.embedding_store import write_embedding_shard
@@ -13,6 +14,9 @@ from geotriplet_assets.geography.neighbour_store import SplitNeighbours, write_n
 from geotriplet_assets.geography.neighbours import exact_knn
 from geotriplet_assets.geography.targets import build_targets, target_index_of_images
 from geotriplet_assets.paths import ArtefactLayout, write_parquet_atomic
+from geotriplet_assets.training import embedding_matrix
+from geotriplet_assets.training.lightning_module import TripletHeadModule
+from geotriplet_assets.training.params import HeadParams
 from geotriplet_assets.training.split_data import (
     TrainingDataError,
     load_training_data,
@@ -185,3 +189,29 @@ def test_a_legacy_file_becomes_training_data_with_exact_neighbours(tmp_path: Pat
         expected = exact_knn(unit_vectors(split.target_lat, split.target_lon), 3)
         np.testing.assert_array_equal(split.neighbours, expected.indices)
         np.testing.assert_allclose(split.distances_m, expected.distances_m)
+
+
+def test_training_reads_each_split_through_a_memory_map_of_its_own_matrix(
+    layout: ArtefactLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedding_matrix, "BLOCK_ROWS", 2)  # rows cross shard blocks
+    data = load_training_data(layout, MODEL)
+    for name in ("train", "val", "test"):
+        split = data.split(name)
+        assert isinstance(split.embeddings, np.memmap)
+        assert not split.embeddings.flags.writeable
+        assert Path(split.embeddings.filename) == layout.training_matrix(MODEL, name)
+        expected = np.stack([_vector_of(i) for i in split.image_ids]).astype(np.float16)
+        np.testing.assert_array_equal(split.embeddings, expected)
+    module = TripletHeadModule(data.train, data.val, HeadParams(embedding_size=4, hidden_size=8))
+    # the module gathers rows from the maps: no tensor of it holds a split's matrix
+    assert module.train_embeddings is data.train.embeddings
+    assert all(buffer.shape != data.train.embeddings.shape for buffer in module.buffers())
+    batch = module.draw_triplets(6)
+    anchor, _, _ = module._embed_triplets(
+        {
+            role: torch.from_numpy(getattr(batch, role))
+            for role in ("anchor", "positive", "negative")
+        }
+    )
+    assert anchor.shape == (6, 4)
