@@ -18,7 +18,6 @@ from geotriplet_assets.features.embedding_store import (
 )
 from geotriplet_assets.paths import ArtefactLayout, atomic_path
 
-
 BLOCK_ROWS = 16384
 """Shard rows read at a time while a matrix is written (84 MB of float32 at D = 1280)."""
 
