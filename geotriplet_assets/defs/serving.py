@@ -25,8 +25,8 @@ from geotriplet_assets.serving.serving_model import (
     parity_max_abs_diff,
 )
 from geotriplet_assets.stage_settings import backbone_spec, decode_limits
-from geotriplet_assets.training.head_file import HEAD_FILE, embed_with_head
-from geotriplet_assets.training.split_data import read_backbone_embeddings
+from geotriplet_assets.training.embedding_matrix import project_rows
+from geotriplet_assets.training.head_file import HEAD_FILE, head_projection
 
 UNASSIGNED_SPLIT = "unassigned"
 
@@ -142,13 +142,14 @@ def search_index(context: dg.AssetExecutionContext, settings: GeoTripletSettings
     head = head_path(config, layout)
     info = _exported_model_info(layout, head)
     images = _indexed_images(layout)
-    embeddings = read_backbone_embeddings(layout, config.model.backbone, images)
+    project, width = head_projection(head)
+    vectors = project_rows(layout, config.model.backbone, images, project, width)
     published = publish_bundle(
         layout.bundles_dir,
         model_path=layout.serving_model_path,
         preprocessing=Preprocessing.from_json(json.dumps(info["preprocessing"])),
         decode_limits=decode_limits(config),
-        vectors=embed_with_head(head, embeddings),
+        vectors=vectors,
         images=images,
         index_settings=config.serving.index,
         model_info=info["model"],

@@ -1,4 +1,5 @@
-"""Each split's backbone embeddings as one float16 matrix on disk (.npy), memory-mapped.
+"""Each split's backbone embeddings as one float16 matrix on disk (.npy), memory-mapped; and
+backbone embeddings projected row by row without holding them all.
 
 Training gathers batch rows from it and evaluation reads it in chunks, so neither holds the
 images x D matrix in anonymous memory: 25 million images of 1 280 dimensions are 64 GB. The
@@ -7,6 +8,7 @@ matrix is written shard by shard, block by block, to a temporary name and rename
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,43 @@ def write_split_matrix(
 ) -> np.memmap:
     """Write row i of PATH from IMAGES row i (its `dataset_id` shard, row `shard_row`, checked
     against `image_id`) and return the matrix memory-mapped read-only."""
+    shards, dim = _checked_shards(layout, model_name, images)
+    with atomic_path(path) as temporary:
+        if len(images) == 0 or dim == 0:
+            np.save(temporary, np.zeros((len(images), dim), dtype=np.float16))
+        else:
+            matrix = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.float16, shape=(len(images), dim)
+            )
+            for shard_path, group in shards:
+                _copy_rows(shard_path, group, matrix, images.index, transform=None)
+            matrix.flush()
+            del matrix
+    return open_split_matrix(path)
+
+
+def project_rows(
+    layout: ArtefactLayout,
+    model_name: str,
+    images: pd.DataFrame,
+    transform: Callable[[np.ndarray], np.ndarray],
+    width: int,
+) -> np.ndarray:
+    """(len(IMAGES), WIDTH) float32: TRANSFORM of each row's backbone embedding, read shard by
+    shard and block by block (e.g. the head's projection for the bundle), so only the
+    projected rows are ever held, not images x D."""
+    shards, _ = _checked_shards(layout, model_name, images)
+    out = np.empty((len(images), width), dtype=np.float32)
+    for shard_path, group in shards:
+        _copy_rows(shard_path, group, out, images.index, transform=transform)
+    return out
+
+
+def _checked_shards(
+    layout: ArtefactLayout, model_name: str, images: pd.DataFrame
+) -> tuple[list[tuple[Path, pd.DataFrame]], int]:
+    """Each shard IMAGES points into, with its rows (checked against the shard's ids), and
+    the embeddings' common dimension."""
     dims: set[int] = set()
     shards = []
     for dataset_id, group in images.groupby("dataset_id", sort=True):
@@ -41,19 +80,7 @@ def write_split_matrix(
         shards.append((shard_path, group))
     if len(dims) > 1:
         raise EmbeddingMatrixError(f"the {model_name} shards differ in dimension: {sorted(dims)}")
-    dim = dims.pop() if dims else 0
-    with atomic_path(path) as temporary:
-        if len(images) == 0 or dim == 0:
-            np.save(temporary, np.zeros((len(images), dim), dtype=np.float16))
-        else:
-            matrix = np.lib.format.open_memmap(
-                temporary, mode="w+", dtype=np.float16, shape=(len(images), dim)
-            )
-            for shard_path, group in shards:
-                _copy_rows(shard_path, group, matrix, images.index)
-            matrix.flush()
-            del matrix
-    return open_split_matrix(path)
+    return shards, (dims.pop() if dims else 0)
 
 
 def open_split_matrix(path: Path) -> np.memmap:
@@ -81,8 +108,15 @@ def _check_rows(
         )
 
 
-def _copy_rows(shard_path: Path, group: pd.DataFrame, matrix: np.ndarray, index: pd.Index) -> None:
-    """matrix[position of each GROUP row in INDEX] = its shard row, one shard block at a time."""
+def _copy_rows(
+    shard_path: Path,
+    group: pd.DataFrame,
+    out: np.ndarray,
+    index: pd.Index,
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+) -> None:
+    """out[position of each GROUP row in INDEX] = its shard row (through TRANSFORM), one shard
+    block at a time."""
     shard_rows = group["shard_row"].to_numpy(dtype=np.int64)
     order = np.argsort(shard_rows, kind="stable")
     shard_rows = shard_rows[order]
@@ -90,4 +124,5 @@ def _copy_rows(shard_path: Path, group: pd.DataFrame, matrix: np.ndarray, index:
     for start, block in iter_embedding_blocks(shard_path, BLOCK_ROWS):
         lo, hi = np.searchsorted(shard_rows, [start, start + len(block)])
         if hi > lo:
-            matrix[positions[lo:hi]] = block[shard_rows[lo:hi] - start]
+            rows = block[shard_rows[lo:hi] - start]
+            out[positions[lo:hi]] = rows if transform is None else transform(rows)

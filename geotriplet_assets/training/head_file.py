@@ -4,6 +4,7 @@ it, and embedding with it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,19 @@ def embed_with_head(head_path: Path, embeddings: np.ndarray) -> np.ndarray:
             f"got {np.shape(embeddings)[-1]}-d"
         )
     return embed_array(head, np.asarray(embeddings))
+
+
+def head_projection(head_path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """The head saved at HEAD_PATH as a function of (n, D) backbone rows to (n, E) unit
+    vectors, and E; rows of another D are refused with the head's expected size."""
+    head = load_head(head_path)
+
+    def project(rows: np.ndarray) -> np.ndarray:
+        if np.shape(rows)[-1] != head.spec.input_dim:
+            raise HeadFileError(
+                f"{head_path} expects {head.spec.input_dim}-d backbone embeddings, "
+                f"got {np.shape(rows)[-1]}-d"
+            )
+        return embed_array(head, rows)
+
+    return project, head.spec.embedding_size

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geotriplet_assets.features.embedding_store import read_embedding_shard
 from geotriplet_assets.geodesy import unit_vectors
 from geotriplet_assets.geography.neighbour_store import SplitNeighbours, read_neighbours
 from geotriplet_assets.geography.neighbours import exact_knn
@@ -115,38 +114,6 @@ def _split_data(
         neighbours=np.asarray(local_neighbours, dtype=np.int64),
         distances_m=np.asarray(graph.distances_m, dtype=np.float32),
     )
-
-
-def read_backbone_embeddings(
-    layout: ArtefactLayout, model_name: str, images: pd.DataFrame
-) -> np.ndarray:
-    """Embedding of every row of IMAGES, read shard by shard, checked against the image ids."""
-    result: np.ndarray | None = None
-    for dataset_id, group in images.groupby("dataset_id", sort=True):
-        path = layout.embedding_shard(model_name, int(dataset_id))
-        shard = read_embedding_shard(path)
-        assert shard.embeddings is not None
-        shard_rows = group["shard_row"].to_numpy(dtype=np.int64)
-        if shard_rows.max(initial=-1) >= len(shard.image_ids):
-            raise TrainingDataError(
-                f"{layout.embedded_images_path} points past the end of {path}; "
-                "materialise targets again"
-            )
-        stored_ids = np.asarray(shard.image_ids, dtype=object)[shard_rows]
-        stale = stored_ids != group["image_id"].to_numpy(dtype=object)
-        if stale.any():
-            first = int(np.flatnonzero(stale)[0])
-            raise TrainingDataError(
-                f"{path} row {shard_rows[first]} holds image {stored_ids[first]!r}, but "
-                f"{layout.embedded_images_path} expects {group['image_id'].iloc[first]!r}; "
-                "materialise targets again"
-            )
-        if result is None:
-            result = np.empty((len(images), shard.embeddings.shape[1]), dtype=np.float16)
-        result[group.index.to_numpy()] = shard.embeddings[shard_rows]
-    if result is None:
-        raise TrainingDataError(f"{layout.embedded_images_path} lists no image")
-    return result
 
 
 def _check_graph_matches_splits(
