@@ -90,6 +90,7 @@ class TrainConfig(_Section):
     warmup_epochs: NonNegativeInt = 1
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     difficulty_update_freq: PositiveInt = 10
+    eval_queries: PositiveInt | None = 10_000
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -173,6 +174,7 @@ class ServingConfig(_Section):
     parity_images: PositiveInt = 16
     parity_tolerance: Annotated[float, Field(gt=0)] = 1e-4
     report_upload_queries: NonNegativeInt = 200
+    report_queries: PositiveInt | None = 10_000
     locate_k: Annotated[int, Field(ge=1, le=100)] = 20
     locate_cluster_radius_m: Annotated[float, Field(gt=0)] = 100.0
 

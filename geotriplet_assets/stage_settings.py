@@ -59,6 +59,7 @@ def settings_from_config(config: GeoTripletConfig, data_root: Path) -> TrainingS
         auto_batch_size_mode=config.auto_batch_size.mode,
         locate_k=config.serving.locate_k,
         locate_cluster_radius_m=config.serving.locate_cluster_radius_m,
+        eval_queries=config.train.eval_queries,
         tracking=TrackingSettings(
             project=config.logging.project_name,
             experiment_name=config.logging.exp_name,

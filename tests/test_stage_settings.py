@@ -15,7 +15,8 @@ CONFIG = """
 data: {batch_size: 32, num_difficulty_levels: 7, ucb_alpha: 1.5}
 model: {embedding_size: 64, hidden_size: 300, dropout: 0.2, margin: 0.4}
 train: {lr: 0.002, weight_decay: 0.001, warmup_epochs: 2, max_epochs: 9,
-        samples_per_epoch: 5000, seed: 3, difficulty_update_freq: 7, precision: 32}
+        samples_per_epoch: 5000, seed: 3, difficulty_update_freq: 7, precision: 32,
+        eval_queries: 500}
 logging: {project_name: proj, exp_name: run1, offline: false}
 auto_batch_size: {enabled: true, mode: binsearch}
 serving: {locate_k: 12, locate_cluster_radius_m: 250}
@@ -46,6 +47,7 @@ def test_settings_come_from_the_config_with_tracking_under_the_data_root(tmp_pat
     assert (settings.auto_batch_size, settings.auto_batch_size_mode) == (True, "binsearch")
     # the evaluation locates queries as the bundle's /locate will
     assert (settings.locate_k, settings.locate_cluster_radius_m) == (12, 250.0)
+    assert settings.eval_queries == 500
     assert settings.tracking.project == "proj"
     assert settings.tracking.experiment_name == "run1"
     assert settings.tracking.offline is False

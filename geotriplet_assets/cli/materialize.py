@@ -127,7 +127,7 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
         console.print(
             f"  through the bundle: test recall@1 {report['recall_at_1']:.3f}, "
             f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "
-            f"over {report['queries']} queries -> {layout.retrieval_report_path}"
+            f"over {_queries_text(report)} -> {layout.retrieval_report_path}"
         )
         console.print(
             f"  where was it taken: /locate median error {report['locate_median_error_m']:.0f} m, "
@@ -140,3 +140,12 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
         f"  Dagster runs are recorded in {os.environ.get('DAGSTER_HOME')}; browse them with "
         "`make ui`"
     )
+
+
+def _queries_text(report: dict) -> str:
+    """ "285 queries", or for a sample "10000 of 2500000 queries (recall@1 95% CI a-b)"."""
+    queries, eligible = report["queries"], report.get("eligible_queries", report["queries"])
+    if queries >= eligible:
+        return f"{queries} queries"
+    low, high = report.get("recall_at_1_ci95", (float("nan"), float("nan")))
+    return f"{queries} of {eligible} queries (recall@1 95% CI {low:.3f}-{high:.3f})"

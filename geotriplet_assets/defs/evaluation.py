@@ -40,6 +40,8 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
         layout.bundles_dir,
         image_paths=image_paths,
         upload_queries=config.serving.report_upload_queries,
+        max_queries=config.serving.report_queries,
+        seed=config.train.seed,
     )
     with atomic_path(layout.retrieval_report_path) as temporary:
         temporary.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
@@ -58,7 +60,13 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
             "bundle_version": report.bundle_version,
             "path": dg.MetadataValue.path(str(layout.retrieval_report_path)),
             "queries": report.queries,
+            "eligible_queries": report.eligible_queries,
             **{f"recall_at_{k}": value for k, value in report.recall_at.items()},
+            **{
+                f"{name.replace('@', '_at_')}_ci95": dg.MetadataValue.json(list(bounds))
+                for name, bounds in report.intervals.items()
+                if name in ("recall@1", "map@r")
+            },
             "map_at_r": report.map_at_r,
             "median_error_m": report.median_error_m,
             "p90_error_m": report.p90_error_m,

@@ -179,6 +179,11 @@ def _training_metadata(result: TrainingResult) -> dict[str, object]:
         "backbone_test_recall_at_1": result.backbone_test.recall_at[1],
         "test_recall_at_1_gain_points": 100
         * (result.head_test.recall_at[1] - result.backbone_test.recall_at[1]),
+        "test_recall_at_1_ci95": dg.MetadataValue.json(
+            list(result.head_test.intervals.get("recall@1", ()))
+        ),
+        "test_queries": result.head_test.queries,
+        "test_eligible_queries": result.head_test.eligible,
         "test_map_at_r": result.head_test.map_at_r,
         "test_median_error_m": result.head_test.median_error_m,
         "test_within_25m": result.head_test.top1.within[25.0],

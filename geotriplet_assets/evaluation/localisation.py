@@ -15,6 +15,7 @@ import numpy as np
 from geotriplet_assets.bundle.load import LoadedBundle
 from geotriplet_assets.bundle.locate import Calibration, locate
 from geotriplet_assets.bundle.search import Neighbour, SearchQuery
+from geotriplet_assets.evaluation.query_sample import sample_queries
 from geotriplet_assets.geodesy import great_circle_m
 
 QUERY_CHUNK = 256
@@ -40,8 +41,16 @@ class Localisation:
         return Calibration.fit(self.raw_confidence, self.within_uncertainty())
 
 
-def held_out_rows(bundle: LoadedBundle, split: str) -> np.ndarray:
-    """Rows of SPLIT whose building has another indexed view: the queries with an answer."""
+def held_out_rows(
+    bundle: LoadedBundle, split: str, max_queries: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Rows of SPLIT whose building has another indexed view: the queries with an answer
+    (at most MAX_QUERIES of them, a sample drawn with SEED)."""
+    return sample_queries(eligible_rows(bundle, split), max_queries, seed)
+
+
+def eligible_rows(bundle: LoadedBundle, split: str) -> np.ndarray:
+    """Every row of SPLIT whose building has another indexed view."""
     building = bundle.images.building_code
     others = np.bincount(building)[building] - 1
     rows = np.flatnonzero(bundle.images.splits.to_numpy(zero_copy_only=False) == split)

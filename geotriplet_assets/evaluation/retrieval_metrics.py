@@ -1,16 +1,17 @@
 """Leave-one-out retrieval metrics: recall@k, mAP@R and localisation errors, of the top hit's
 position and of the estimate `POST /locate` makes from the best hits (`bundle.locate`).
 
-Every image with at least one other image of its label queries all other images
-of the set by cosine similarity. Images whose label is unique stay in the gallery
-as distractors but ask no query. Equal similarities rank the lower gallery index
+Every image with at least one other image of its label (or a seeded sample of them,
+`max_queries`) queries all other images of the set by cosine similarity; figures measured
+on a sample carry 95 % confidence intervals. Images whose label is unique stay in the
+gallery as distractors but ask no query. Equal similarities rank the lower gallery index
 first, so results do not depend on chunking or on the order numpy happens to pick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +21,11 @@ from geotriplet_assets.bundle.locate import (
     estimate_positions,
 )
 from geotriplet_assets.evaluation.location_errors import ErrorSummary
+from geotriplet_assets.evaluation.query_sample import (
+    mean_interval,
+    sample_queries,
+    wilson_interval,
+)
 from geotriplet_assets.geodesy import great_circle_m, validate_latlon
 
 DEFAULT_KS = (1, 5, 10, 20)
@@ -50,6 +56,11 @@ class RetrievalMetrics:
     locate: ErrorSummary
     """Distances from each query's position to the estimate from its best hits."""
     queries: int
+    eligible: int = 0
+    """Images that could query (their label has another image); `queries` of them did."""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """95 % confidence interval of "recall@k" (Wilson) and "map@r" (normal) over the
+    queries: a sample's uncertainty, zero-width in effect when every eligible image queried."""
 
     @property
     def median_error_m(self) -> float:
@@ -66,7 +77,13 @@ class RetrievalMetrics:
         flat[f"{prefix}map@r"] = self.map_at_r
         flat.update(self.top1.as_dict(prefix))
         flat.update(self.locate.as_dict(f"{prefix}locate_"))
+        for name in ("recall@1", "map@r"):
+            if name in self.intervals:
+                low, high = self.intervals[name]
+                flat[f"{prefix}{name}_ci95_low"] = low
+                flat[f"{prefix}{name}_ci95_high"] = high
         flat[f"{prefix}queries"] = float(self.queries)
+        flat[f"{prefix}queries_eligible"] = float(self.eligible)
         return flat
 
 
@@ -81,6 +98,8 @@ def evaluate_retrieval(
     normalize: bool = True,
     locate_k: int = DEFAULT_LOCATE_K,
     cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
+    max_queries: int | None = None,
+    seed: int = 0,
 ) -> RetrievalMetrics:
     """Leave-one-out retrieval metrics of (N, D) embeddings labelled by target.
 
@@ -88,7 +107,8 @@ def evaluate_retrieval(
     chunks whose similarity block and temporaries fit memory_budget_bytes. With
     normalize=False the embeddings are taken as unit length already (plain dot product).
     Each query is also located from its LOCATE_K best hits as `POST /locate` does, with
-    hits clustered within CLUSTER_RADIUS_M.
+    hits clustered within CLUSTER_RADIUS_M. With MAX_QUERIES, at most that many eligible
+    images (drawn with SEED) query the whole gallery.
     """
     vectors = _gallery_vectors(embeddings, normalize)
     codes = _label_codes(labels, len(vectors))
@@ -104,7 +124,11 @@ def evaluate_retrieval(
         )
 
     relevant_counts = np.bincount(codes)[codes] - 1
-    queries = np.flatnonzero(relevant_counts > 0)
+    eligible = np.flatnonzero(relevant_counts > 0)
+    try:
+        queries = sample_queries(eligible, max_queries, seed)
+    except ValueError as error:
+        raise RetrievalInputError(str(error)) from error
     if queries.size == 0:
         nan = float("nan")
         nowhere = ErrorSummary.of(np.zeros(0))
@@ -114,7 +138,7 @@ def evaluate_retrieval(
     located_from = min(n - 1, locate_k)
     deepest = min(n - 1, max(max(ks), int(relevant_counts.max()), located_from))
     chunk_rows = _chunk_rows(n, deepest, located_from, memory_budget_bytes)
-    tally = _Tally(ks, queries.size)
+    tally = _Tally(ks, queries.size, eligible.size)
     for start in range(0, queries.size, chunk_rows):
         chunk = queries[start : start + chunk_rows]
         relevant = relevant_counts[chunk]
@@ -149,11 +173,12 @@ def _chunk_rows(n: int, deepest: int, located_from: int, memory_budget_bytes: in
 class _Tally:
     """Recall hits, AP@R and localisation errors accumulated over the chunks of queries."""
 
-    def __init__(self, ks: tuple[int, ...], queries: int) -> None:
+    def __init__(self, ks: tuple[int, ...], queries: int, eligible: int) -> None:
         self.ks = ks
         self.queries = queries
+        self.eligible = eligible
         self.hits = dict.fromkeys(ks, 0)
-        self.precision_sum = 0.0
+        self.average_precision = np.empty(queries, dtype=np.float64)
         self.top1_errors = np.empty(queries, dtype=np.float64)
         self.locate_errors = np.empty(queries, dtype=np.float64)
 
@@ -167,17 +192,23 @@ class _Tally:
     ) -> None:
         for k in self.ks:
             self.hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
-        self.precision_sum += float(average_precision_at_r(is_relevant, relevant).sum())
+        self.average_precision[start : start + len(relevant)] = average_precision_at_r(
+            is_relevant, relevant
+        )
         self.top1_errors[start : start + len(top1_errors_m)] = top1_errors_m
         self.locate_errors[start : start + len(locate_errors_m)] = locate_errors_m
 
     def metrics(self) -> RetrievalMetrics:
+        intervals = {f"recall@{k}": wilson_interval(self.hits[k], self.queries) for k in self.ks}
+        intervals["map@r"] = mean_interval(self.average_precision)
         return RetrievalMetrics(
             recall_at={k: self.hits[k] / self.queries for k in self.ks},
-            map_at_r=self.precision_sum / self.queries,
+            map_at_r=float(self.average_precision.mean()),
             top1=ErrorSummary.of(self.top1_errors),
             locate=ErrorSummary.of(self.locate_errors),
             queries=int(self.queries),
+            eligible=int(self.eligible),
+            intervals=intervals,
         )
 
 

@@ -1,6 +1,7 @@
 """Retrieval quality of a published bundle, measured through the service's own search code.
 
-Every test-split image queries the whole index as an `image_id` query of `POST /similar`
+Every test-split image (or a seeded sample of at most `max_queries` of them, with 95 %
+confidence intervals) queries the whole index as an `image_id` query of `POST /similar`
 does (its own row excluded); a sample also goes through the uploaded-image path
 (decode + the bundle's ONNX model) to show that path agrees with the indexed vectors.
 """
@@ -18,8 +19,13 @@ import numpy as np
 from geotriplet_assets.bundle import layout as fmt
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
 from geotriplet_assets.bundle.search import SearchQuery
-from geotriplet_assets.evaluation.localisation import Localisation, localise
+from geotriplet_assets.evaluation.localisation import Localisation, eligible_rows, localise
 from geotriplet_assets.evaluation.location_errors import ErrorSummary
+from geotriplet_assets.evaluation.query_sample import (
+    mean_interval,
+    sample_queries,
+    wilson_interval,
+)
 from geotriplet_assets.evaluation.retrieval_metrics import average_precision_at_r
 from geotriplet_assets.geodesy import great_circle_m
 
@@ -44,6 +50,8 @@ class RetrievalReport:
     bundle_version: str
     index_type: str
     queries: int
+    eligible_queries: int
+    """Test images whose building has another view; `queries` of them queried."""
     skipped_single_image_buildings: int
     recall_at: dict[int, float]
     map_at_r: float
@@ -58,11 +66,14 @@ class RetrievalReport:
     the share within its own uncertainty and the mean confidence it claimed."""
     top1_location: dict[str, float]
     """The same error figures for the top hit's position, the estimate's baseline."""
+    intervals: dict[str, tuple[float, float]]
+    """95 % confidence intervals over the queries: "recall@k" (Wilson) and "map@r"."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON: metrics that could not be measured (no query) are null."""
         values = asdict(self)
         values["recall_at"] = {str(k): v for k, v in self.recall_at.items()}
+        values["intervals"] = {name: list(bounds) for name, bounds in self.intervals.items()}
         return _nan_as_none(values)
 
     def summary_row(self) -> dict[str, Any]:
@@ -81,8 +92,11 @@ def build_retrieval_report(
     image_paths: Mapping[str, Path],
     upload_queries: int,
     ks: Sequence[int] = DEFAULT_KS,
+    max_queries: int | None = None,
+    seed: int = 0,
 ) -> RetrievalReport:
-    """Evaluate the current bundle in BUNDLES_DIR on its test split."""
+    """Evaluate the current bundle in BUNDLES_DIR on its test split (at most MAX_QUERIES of
+    its images, drawn with SEED)."""
     version = fmt.read_current_version(bundles_dir)
     if version is None:
         raise ReportError(f"no bundle has been published in {bundles_dir}")
@@ -91,13 +105,20 @@ def build_retrieval_report(
     building = images.building_code
     relevant_count = np.bincount(building)[building] - 1
     test_rows = np.flatnonzero(images.splits.to_numpy(zero_copy_only=False) == "test")
-    query_rows = test_rows[relevant_count[test_rows] > 0]
+    eligible = eligible_rows(bundle, "test")
+    query_rows = sample_queries(eligible, max_queries, seed)
     if len(query_rows) == 0:
         return _without_queries(version, bundle.index_type, ks, len(test_rows))
     depth = int(min(max(max(ks), relevant_count[query_rows].max()), bundle.count - 1))
     found = _search_rows(bundle, query_rows, depth)
     relevant = building[found] == building[query_rows][:, None]
-    recall_at = {k: float(relevant[:, :k].any(axis=1).mean()) for k in ks}
+    hits_at = {k: int(relevant[:, :k].any(axis=1).sum()) for k in ks}
+    recall_at = {k: hits / len(query_rows) for k, hits in hits_at.items()}
+    precision = average_precision_at_r(relevant, relevant_count[query_rows])
+    intervals = {
+        f"recall@{k}": wilson_interval(hits, len(query_rows)) for k, hits in hits_at.items()
+    }
+    intervals["map@r"] = mean_interval(precision)
     lat, lon = images.lat, images.lon
     errors = great_circle_m(lat[query_rows], lon[query_rows], lat[found[:, 0]], lon[found[:, 0]])
     upload = _upload_agreement(bundle, image_paths, upload_queries, found, query_rows)
@@ -106,15 +127,17 @@ def build_retrieval_report(
         bundle_version=version,
         index_type=bundle.index_type,
         queries=len(query_rows),
-        skipped_single_image_buildings=len(test_rows) - len(query_rows),
+        eligible_queries=len(eligible),
+        skipped_single_image_buildings=len(test_rows) - len(eligible),
         recall_at=recall_at,
-        map_at_r=float(average_precision_at_r(relevant, relevant_count[query_rows]).mean()),
+        map_at_r=float(precision.mean()),
         median_error_m=float(np.median(errors)),
         p90_error_m=float(np.percentile(errors, 90)),
         mean_error_m=float(errors.mean()),
         **upload,
         locate=_locate_figures(bundle, located),
         top1_location=ErrorSummary.of(located.top1_errors_m).as_dict(),
+        intervals=intervals,
     )
 
 
@@ -139,6 +162,7 @@ def _without_queries(
         bundle_version=version,
         index_type=index_type,
         queries=0,
+        eligible_queries=0,
         skipped_single_image_buildings=test_images,
         recall_at=dict.fromkeys(ks, nan),
         map_at_r=nan,
@@ -150,6 +174,7 @@ def _without_queries(
         upload_top1_agreement=None,
         locate=ErrorSummary.of(np.zeros(0)).as_dict(),
         top1_location=ErrorSummary.of(np.zeros(0)).as_dict(),
+        intervals={},
     )
 
 

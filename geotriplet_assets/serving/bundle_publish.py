@@ -41,6 +41,9 @@ from geotriplet_assets.serving.index_build import BuiltIndex, build_index
 _TEMPORARY_PREFIX = ".bundle.tmp-"
 _STALE_TEMPORARY_S = 6 * 3600
 
+CALIBRATION_QUERIES = 10_000
+"""Val images located to calibrate /locate's confidence (a seeded sample of larger splits)."""
+
 
 class BundleInputError(ValueError):
     """The vectors, image table or model given for a bundle are inconsistent."""
@@ -121,8 +124,9 @@ def publish_bundle(
 
 
 def _locate_calibration(bundle: LoadedBundle) -> dict[str, Any] | None:
-    """The calibration of /locate's confidence on the val split; None without val queries."""
-    rows = held_out_rows(bundle, "val")
+    """The calibration of /locate's confidence on the val split (at most CALIBRATION_QUERIES
+    of its images); None without val queries."""
+    rows = held_out_rows(bundle, "val", CALIBRATION_QUERIES)
     return localise(bundle, rows).calibration().as_dict() if len(rows) else None
 
 

@@ -63,6 +63,7 @@ class TripletHeadModule(L.LightningModule):
         seed: int = 42,
         locate_k: int = DEFAULT_LOCATE_K,
         locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
+        eval_queries: int | None = None,
     ) -> None:
         super().__init__()
         input_dim = int(train.embeddings.shape[1])
@@ -100,6 +101,8 @@ class TripletHeadModule(L.LightningModule):
         self.val_split = val
         self.locate_k = locate_k
         self.locate_cluster_radius_m = locate_cluster_radius_m
+        self.eval_queries = eval_queries
+        self.seed = seed
         # float16 rows on the host (memory maps of the pipeline's matrices): each step copies
         # only its batch's rows to the device
         self.train_embeddings = train.embeddings
@@ -195,6 +198,8 @@ class TripletHeadModule(L.LightningModule):
             normalize=False,
             locate_k=self.locate_k,
             cluster_radius_m=self.locate_cluster_radius_m,
+            max_queries=self.eval_queries,
+            seed=self.seed,
         )
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

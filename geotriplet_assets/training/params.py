@@ -77,7 +77,8 @@ class TrainingSettings:
     num_threads, when set, is the CPU thread count of torch during the run (tiny heads
     train faster on one thread than on two contended ones). locate_k and
     locate_cluster_radius_m are how the evaluation locates each query from its best hits, as
-    `POST /locate` does (`bundle.locate`).
+    `POST /locate` does (`bundle.locate`). eval_queries caps the query images of each
+    evaluation (a sample drawn with seed; None: every image).
     """
 
     max_epochs: int = 30
@@ -94,6 +95,7 @@ class TrainingSettings:
     num_threads: int | None = None
     locate_k: int = DEFAULT_LOCATE_K
     locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M
+    eval_queries: int | None = 10_000
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     def __post_init__(self) -> None:
@@ -106,6 +108,11 @@ class TrainingSettings:
             raise TrainingSettingsError(
                 "TrainingSettings.locate_cluster_radius_m must be positive, "
                 f"got {self.locate_cluster_radius_m!r}"
+            )
+        if self.eval_queries is not None and self.eval_queries < 1:
+            raise TrainingSettingsError(
+                "TrainingSettings.eval_queries must be positive or None, "
+                f"got {self.eval_queries!r}"
             )
         if self.num_threads is not None and self.num_threads < 1:
             raise TrainingSettingsError(

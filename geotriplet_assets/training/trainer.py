@@ -102,6 +102,8 @@ def _evaluate(
         split.image_lon,
         locate_k=settings.locate_k,
         cluster_radius_m=settings.locate_cluster_radius_m,
+        max_queries=settings.eval_queries,
+        seed=settings.seed,
     )
 
 
@@ -328,6 +330,7 @@ def train_projection_head(
         seed=settings.seed,
         locate_k=settings.locate_k,
         locate_cluster_radius_m=settings.locate_cluster_radius_m,
+        eval_queries=settings.eval_queries,
     )
     datamodule = TripletDataModule(
         module.draw_triplets, settings.samples_per_epoch, _batch_size_to_use(params, resume_from)

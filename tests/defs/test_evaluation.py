@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from geotriplet_assets.evaluation.retrieval_report import build_retrieval_report
 from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
 
 pytestmark = pytest.mark.slow
@@ -40,3 +41,23 @@ def test_the_report_measures_locate_against_the_top_hit(pipeline: TinyCityPipeli
     assert metadata["locate_within_25m"] == locate["within_25m"]
     assert metadata["top1_median_error_m"] == top1["median_error_m"]
     assert all(share in locate for share in shares)
+
+
+def test_a_capped_report_samples_the_test_queries_and_brackets_the_full_figures(
+    pipeline: TinyCityPipeline,
+) -> None:
+    full = json.loads(pipeline.layout.retrieval_report_path.read_text())
+    assert full["queries"] == full["eligible_queries"]  # the default cap is above the city
+    cap = full["eligible_queries"] // 2
+    sampled = build_retrieval_report(
+        pipeline.layout.bundles_dir, image_paths={}, upload_queries=0, max_queries=cap, seed=1
+    )
+    assert (sampled.queries, sampled.eligible_queries) == (cap, full["eligible_queries"])
+    assert sampled.skipped_single_image_buildings == full["skipped_single_image_buildings"]
+    for name, value in (("recall@1", full["recall_at"]["1"]), ("map@r", full["map_at_r"])):
+        low, high = sampled.intervals[name]
+        assert low <= value <= high, name
+    again = build_retrieval_report(
+        pipeline.layout.bundles_dir, image_paths={}, upload_queries=0, max_queries=cap, seed=1
+    )
+    assert again.recall_at == sampled.recall_at

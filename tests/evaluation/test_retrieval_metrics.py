@@ -125,7 +125,8 @@ def test_no_valid_query_gives_nan(n: int) -> None:
     metrics = evaluate_retrieval(np.ones((n, 2)), np.arange(n), zeros(n), zeros(n))
 
     assert metrics.queries == 0
-    assert all(math.isnan(value) for key, value in metrics.as_dict().items() if key != "queries")
+    counts = ("queries", "queries_eligible")
+    assert all(math.isnan(value) for key, value in metrics.as_dict().items() if key not in counts)
 
 
 def test_without_normalisation_the_dot_product_ranks() -> None:
@@ -141,7 +142,15 @@ def test_without_normalisation_the_dot_product_ranks() -> None:
 def test_as_dict_is_flat_and_prefixed() -> None:
     top1 = ErrorSummary(10.0, 20.0, {25.0: 0.5, 100.0: 0.75, 1000.0: 1.0})
     locate = ErrorSummary(5.0, 15.0, {25.0: 0.625, 100.0: 0.875, 1000.0: 1.0})
-    metrics = RetrievalMetrics({5: 0.5, 1: 0.25}, 0.125, top1, locate, queries=8)
+    metrics = RetrievalMetrics(
+        {5: 0.5, 1: 0.25},
+        0.125,
+        top1,
+        locate,
+        queries=8,
+        eligible=20,
+        intervals={"recall@1": (0.1, 0.6), "recall@5": (0.2, 0.8), "map@r": (0.05, 0.2)},
+    )
 
     assert metrics.as_dict("val/") == {
         "val/recall@1": 0.25,
@@ -157,7 +166,12 @@ def test_as_dict_is_flat_and_prefixed() -> None:
         "val/locate_within_25m": 0.625,
         "val/locate_within_100m": 0.875,
         "val/locate_within_1000m": 1.0,
+        "val/recall@1_ci95_low": 0.1,
+        "val/recall@1_ci95_high": 0.6,
+        "val/map@r_ci95_low": 0.05,
+        "val/map@r_ci95_high": 0.2,
         "val/queries": 8.0,
+        "val/queries_eligible": 20.0,
     }
 
 
@@ -193,6 +207,7 @@ def test_the_estimate_from_the_best_hits_beats_a_lone_far_top_hit() -> None:
         ({"cluster_radius_m": -1.0}, "cluster_radius_m"),
         ({"ks": ()}, "ks"),
         ({"memory_budget_bytes": 0}, "memory_budget_bytes"),
+        ({"max_queries": 0}, "max_queries"),
     ],
 )
 def test_bad_input_is_named(change: dict, message: str) -> None:
@@ -209,3 +224,29 @@ def test_bad_input_is_named(change: dict, message: str) -> None:
 def test_bad_coordinates_are_rejected() -> None:
     with pytest.raises(CoordinateError, match="latitude"):
         evaluate_retrieval(np.ones((2, 1)), np.zeros(2), np.array([0.0, 95.0]), zeros(2))
+
+
+def test_a_query_sample_searches_the_whole_gallery_and_brackets_the_full_figures() -> None:
+    embeddings, labels = clustered(600, seed=3)
+    lat = lon = zeros(len(labels))
+    full = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1, 5))
+    sample = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1, 5), max_queries=400, seed=7)
+
+    assert (sample.queries, sample.eligible) == (400, full.eligible)
+    assert full.queries == full.eligible > 400
+    assert sample == evaluate_retrieval(
+        embeddings, labels, lat, lon, ks=(1, 5), max_queries=400, seed=7
+    )
+    assert (
+        sample.recall_at
+        != evaluate_retrieval(
+            embeddings, labels, lat, lon, ks=(1, 5), max_queries=400, seed=8
+        ).recall_at
+    )
+    for name, value in (("recall@1", full.recall_at[1]), ("map@r", full.map_at_r)):
+        low, high = sample.intervals[name]
+        assert low < value < high, name
+        assert high - low < 0.15
+    # a query of the sample ranks the whole gallery: the same answer as in the full run
+    one = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1,), max_queries=1, seed=1)
+    assert one.queries == 1 and one.recall_at[1] in (0.0, 1.0)

@@ -163,3 +163,20 @@ def test_a_planted_pickle_in_the_checkpoint_folder_is_never_executed(
         result = train_projection_head(data, PARAMS, replace(SETTINGS, max_epochs=1), output_dir)
     assert not marker.exists()
     assert result.epochs_run == 1 and [e["epoch"] for e in result.history] == [0]
+
+
+def test_evaluation_queries_a_seeded_sample_of_each_split_when_capped(
+    data: TrainingData, tmp_path: Path
+) -> None:
+    settings = replace(SETTINGS, max_epochs=1, eval_queries=25)
+    result = train_projection_head(data, PARAMS, settings, tmp_path)
+    for metrics in (result.head_val, result.head_test, result.backbone_test):
+        assert metrics.queries == 25 < metrics.eligible
+        low, high = metrics.intervals["recall@1"]
+        assert low <= metrics.recall_at[1] <= high
+    # every epoch's validation used the same cap
+    assert result.history[0]["val/queries"] == 25
+    vectors = embed_with_head(result.head_path, data.test.embeddings)
+    test = data.test
+    full = evaluate_retrieval(vectors, test.labels, test.image_lat, test.image_lon)
+    assert full.queries == result.head_test.eligible
