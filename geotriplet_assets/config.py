@@ -166,6 +166,7 @@ class IndexConfig(_Section):
     pq_nbits: Annotated[int, Field(ge=4, le=12)] = 8
     ivf_rerank: Annotated[int, Field(ge=1, le=100)] = 10
     recall_queries: PositiveInt = 1000
+    vectors_dtype: Literal["float16", "float32"] = "float16"
 
 
 class ServingConfig(_Section):

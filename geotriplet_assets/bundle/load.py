@@ -176,9 +176,10 @@ def _read_vectors(path: Path, manifest: Manifest) -> np.ndarray:
     except (OSError, ValueError) as error:
         raise BundleLoadError(f"{path}: not a readable .npy array: {error}") from error
     expected = (manifest.count, manifest.embedding_dim)
-    if vectors.dtype != np.float32 or vectors.shape != expected:
+    if vectors.dtype != np.dtype(manifest.vectors_dtype) or vectors.shape != expected:
         raise BundleLoadError(
-            f"{path}: expected float32 {expected}, got {vectors.dtype} {vectors.shape}"
+            f"{path}: expected {manifest.vectors_dtype} {expected}, "
+            f"got {vectors.dtype} {vectors.shape}"
         )
     if not vectors.flags.c_contiguous:
         raise BundleLoadError(f"{path}: the array must be C-ordered")

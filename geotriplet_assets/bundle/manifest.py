@@ -16,8 +16,10 @@ from geotriplet_assets.bundle.checksums import file_sha256
 from geotriplet_assets.bundle.errors import BundleLoadError
 from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K, Calibration
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (FORMAT_VERSION,)
+FORMAT_VERSION = 2
+"""2: `vectors_dtype` names vectors.npy's dtype (float16 or float32); 1: always float32."""
+SUPPORTED_FORMAT_VERSIONS = (1, FORMAT_VERSION)
+VECTOR_DTYPES = ("float16", "float32")
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 REQUIRED_FILES = fmt.BUNDLE_FILES
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -60,6 +62,8 @@ class Manifest:
     locate: LocateInfo = LocateInfo()
     images_root: Path | None = None
     """Where the originals of images.parquet's `path` column lie, if the bundle records it."""
+    vectors_dtype: str = "float32"
+    """vectors.npy's dtype: float16 halves the re-scoring vectors (format 2), float32 is exact."""
 
 
 def describe_files(bundle_dir: Path) -> dict[str, dict[str, Any]]:
@@ -144,7 +148,21 @@ def parse_manifest(data: Any, *, source: str = "manifest.json") -> Manifest:
         raw=data,
         locate=_parse_locate(data.get("locate", {}), source),
         images_root=_parse_images_root(data.get("images_root"), source),
+        vectors_dtype=_parse_vectors_dtype(data, format_version, source),
     )
+
+
+def _parse_vectors_dtype(data: Mapping[str, Any], format_version: int, source: str) -> str:
+    if format_version == 1:
+        if "vectors_dtype" in data:
+            raise BundleLoadError(f"{source}: vectors_dtype needs format_version 2")
+        return "float32"
+    dtype = _field(data, "vectors_dtype", str, source)
+    if dtype not in VECTOR_DTYPES:
+        raise BundleLoadError(
+            f"{source}: vectors_dtype must be one of {', '.join(VECTOR_DTYPES)}, got {dtype!r}"
+        )
+    return dtype
 
 
 def _parse_images_root(root: Any, source: str) -> Path | None:

@@ -212,7 +212,7 @@ def row_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Inner product of each row with QUERY. einsum's loop gives each row the same float32
     result whichever other rows are scored with it (BLAS gemv does not), so the ranking of
     a row never depends on how many hits were fetched."""
-    return np.einsum("ij,j->i", vectors, query)
+    return np.einsum("ij,j->i", vectors.astype(np.float32, copy=False), query)
 
 
 def _initial_fetch(query: SearchQuery, limit: int, rerank: int) -> int:

@@ -13,6 +13,7 @@ import pytest
 from geotriplet_assets.bundle.errors import BundleLoadError, UnknownImageError
 from geotriplet_assets.bundle.image_decode import TOO_LARGE, TOO_SMALL, ImageRejected
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
+from geotriplet_assets.bundle.search import SearchQuery
 from tests.factories.bundles import photo_bytes, write_tiny_model
 from tests.factories.service_app import ServiceData
 
@@ -36,7 +37,10 @@ def test_rows_records_and_vectors(city_bundle: LoadedBundle, service_data) -> No
     assert record["image_id"] == image_id
     assert record["split"] == table.column("split")[42].as_py()
     assert city_bundle.building(row) == (record["dataset_id"], record["target_id"])
-    np.testing.assert_array_equal(city_bundle.vector(row), service_data.city.vectors[42])
+    # stored as float16 (the default), handed out as float32
+    assert city_bundle.manifest.vectors_dtype == "float16"
+    expected = service_data.city.vectors[42].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(city_bundle.vector(row), expected)
     with pytest.raises(KeyError):
         city_bundle.row_of("no/such/image")
     with pytest.raises(UnknownImageError):
@@ -51,7 +55,8 @@ def test_decode_and_embed_reproduce_the_indexed_vector(
         assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
         embedding = city_bundle.embed(pixels[None])
         assert embedding.shape == (1, 16) and embedding.dtype == np.float32
-        assert float(embedding[0] @ city_bundle.vector(city_bundle.row_of(image_id))) > 0.9999
+        # within float16 rounding of the stored row
+        assert float(embedding[0] @ city_bundle.vector(city_bundle.row_of(image_id))) > 0.999
     with pytest.raises(ValueError, match="uint8 of shape"):
         city_bundle.embed(np.zeros((1, 31, 32, 3), dtype=np.uint8))
 
@@ -159,7 +164,7 @@ def _index_files(path: Path) -> None:
         (_remove("manifest.json"), "manifest.json is missing"),
         (_remove("vectors.npy"), "vectors.npy is missing"),
         (lambda p: (p / "manifest.json").write_text("{"), "not valid JSON"),
-        (_edit_manifest(format_version=2), "format_version 2 is not supported"),
+        (_edit_manifest(format_version=3), "format_version 3 is not supported"),
         (_edit_manifest(count="1500"), "'count' must be int"),
         (_edit_manifest(embedding_dim=0), "embedding_dim must be at least 1"),
         (_edit_manifest(index={"type": "lsh", "metric": "inner_product"}), "index.type 'lsh'"),
@@ -174,7 +179,10 @@ def _index_files(path: Path) -> None:
         (_index_files, "files does not list index.faiss"),
         (_flip_a_byte("index.faiss"), "index.faiss has SHA-256"),
         (lambda p: (p / "images.parquet").write_bytes(b"x"), "images.parquet has 1 bytes"),
-        (_vectors_of_shape(1500, 8), r"expected float32 \(1500, 16\)"),
+        (_vectors_of_shape(1500, 8), r"expected float16 \(1500, 16\)"),
+        (_vectors_of_shape(1500, 16), r"expected float16 \(1500, 16\), got float32"),
+        (_edit_manifest(vectors_dtype="int8"), "vectors_dtype must be one of float16, float32"),
+        (_edit_manifest(format_version=1), "vectors_dtype needs format_version 2"),
         (_drop_parquet_rows, "images.parquet has 10 rows"),
         (_model_of_dim(8), r"expected float32 \(1, 16\)"),
         (_preprocessing(input_size=[3, 24, 24]), r"fails on a \(1, 24, 24, 3\) uint8 batch"),
@@ -204,3 +212,21 @@ def test_hashes_are_checked_only_when_asked(service_data: ServiceData, tmp_path:
 def test_a_directory_that_is_not_there_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleLoadError, match="not a directory"):
         load_bundle(tmp_path / "nothing")
+
+
+def test_a_format_1_bundle_of_float32_vectors_still_loads(
+    service_data: ServiceData, tmp_path: Path
+) -> None:
+    path = _copy(service_data, tmp_path)
+    vectors = service_data.city.vectors.astype(np.float32)
+    np.save(path / "vectors.npy", vectors)
+    _reseal(path)
+    manifest = _manifest(path)
+    manifest["format_version"] = 1
+    del manifest["vectors_dtype"]
+    _write_manifest(path, manifest)
+    bundle = load_bundle(path)
+    assert (bundle.manifest.format_version, bundle.manifest.vectors_dtype) == (1, "float32")
+    np.testing.assert_array_equal(bundle.vector(42), vectors[42])
+    hits = bundle.search([SearchQuery(vector=vectors[42], k=1)])[0]
+    assert hits[0].row == 42 and hits[0].score == pytest.approx(1.0, abs=1e-6)

@@ -55,7 +55,7 @@ def test_a_vector_query_is_normalised_and_matches_brute_force(
     expected = brute_force(city_bundle, SearchQuery(vector, k=4))
     assert [n["image_id"] for n in neighbours] == _ids(city_bundle, expected)
     assert neighbours[0]["image_id"] == _image_id(city_bundle, 77)
-    assert abs(neighbours[0]["score"] - 1.0) < 1e-5
+    assert abs(neighbours[0]["score"] - 1.0) < 1e-3  # float16 rows (vectors_dtype)
     # Any finite non-zero vector has a direction, however large its values.
     huge = client.post(
         "/similar", json={"vector": (1e307 * vector.astype(float)).tolist(), "k": 4}
@@ -73,7 +73,7 @@ def test_an_uploaded_image_finds_itself_first(
         neighbours = response.json()["neighbours"]
         assert len(neighbours) == 3
         assert neighbours[0]["image_id"] == image_id
-        assert neighbours[0]["score"] > 0.9999
+        assert neighbours[0]["score"] > 0.999  # against float16 rows (vectors_dtype)
 
 
 def test_an_uploaded_webp_is_accepted(client: TestClient, service_data: ServiceData) -> None:

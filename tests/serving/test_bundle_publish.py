@@ -53,7 +53,7 @@ def model_file(tmp_path: Path) -> Path:
     return path
 
 
-def publish(bundles: Path, model: Path, vectors: np.ndarray, **kwargs):
+def publish(bundles: Path, model: Path, vectors: np.ndarray, index=None, **kwargs):
     return publish_bundle(
         bundles,
         model_path=model,
@@ -61,7 +61,7 @@ def publish(bundles: Path, model: Path, vectors: np.ndarray, **kwargs):
         decode_limits=DecodeLimits(),
         vectors=vectors,
         images=image_table(len(vectors)),
-        index_settings=IndexConfig(),
+        index_settings=index or IndexConfig(),
         model_info={"backbone": "test"},
         inputs={"head": "abc"},
         **kwargs,
@@ -79,7 +79,10 @@ def test_a_published_bundle_is_complete_current_and_verifiable(tmp_path, model_f
     assert manifest.count == 30 and manifest.embedding_dim == 16
     assert manifest.index.type == "flat"
     check_bundle_files(published.path, manifest, verify_hashes=True)
-    np.testing.assert_array_equal(np.load(published.path / fmt.VECTORS), vectors)
+    assert manifest.vectors_dtype == "float16"
+    np.testing.assert_array_equal(
+        np.load(published.path / fmt.VECTORS), vectors.astype(np.float16)
+    )
     index = faiss.read_index(str(published.path / fmt.INDEX))
     assert index.ntotal == 30
     images = pd.read_parquet(published.path / fmt.IMAGES)
@@ -88,6 +91,16 @@ def test_a_published_bundle_is_complete_current_and_verifiable(tmp_path, model_f
     assert Preprocessing.from_json(json.dumps(spec)) == PREPROCESSING
     assert spec["decode_limits"] == {"min_side": 32, "max_pixels": 50_000_000}
     assert not [p for p in bundles.iterdir() if p.name.startswith(".")]
+
+
+def test_float32_vectors_are_kept_exactly_when_configured(tmp_path, model_file):
+    vectors = unit_vectors(30)
+    published = publish(tmp_path / "b", model_file, vectors, IndexConfig(vectors_dtype="float32"))
+    assert read_manifest(published.path).vectors_dtype == "float32"
+    np.testing.assert_array_equal(np.load(published.path / fmt.VECTORS), vectors)
+    # the same vectors stored as float16 are other content: another bundle
+    half = publish(tmp_path / "b", model_file, vectors)
+    assert not half.reused and half.version != published.version
 
 
 def test_republishing_the_same_content_keeps_the_current_bundle(tmp_path, model_file):
