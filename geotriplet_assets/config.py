@@ -91,6 +91,7 @@ class TrainConfig(_Section):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     difficulty_update_freq: PositiveInt = 10
     eval_queries: PositiveInt | None = 10_000
+    recall_radius_m: Annotated[float, Field(gt=0)] = 25.0
 
     @field_validator("precision", mode="before")
     @classmethod

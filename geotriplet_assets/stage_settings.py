@@ -60,6 +60,7 @@ def settings_from_config(config: GeoTripletConfig, data_root: Path) -> TrainingS
         locate_k=config.serving.locate_k,
         locate_cluster_radius_m=config.serving.locate_cluster_radius_m,
         eval_queries=config.train.eval_queries,
+        recall_radius_m=config.train.recall_radius_m,
         tracking=TrackingSettings(
             project=config.logging.project_name,
             experiment_name=config.logging.exp_name,

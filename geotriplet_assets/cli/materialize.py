@@ -103,6 +103,7 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
         console.print(
             f"  projection head: test recall@1 {head['test_recall_at_1']:.3f} "
             f"(raw backbone {head['backbone_test_recall_at_1']:.3f}), "
+            f"{_recall_near(head, 'test_recall_at_1_')}, "
             f"mAP@R {head['test_map_at_r']:.3f}, "
             f"top hit median error {head['test_median_error_m']:.0f} m, "
             f"{head['test_within_25m']:.0%} within 25 m (/locate "
@@ -126,6 +127,7 @@ def _print_summary(config: GeoTripletConfig, records: list[RunRecord], seconds: 
     elif report:
         console.print(
             f"  through the bundle: test recall@1 {report['recall_at_1']:.3f}, "
+            f"{_recall_near(report, 'recall_at_1_')}, "
             f"recall@10 {report['recall_at_10']:.3f}, mAP@R {report['map_at_r']:.3f} "
             f"over {_queries_text(report)} -> {layout.retrieval_report_path}"
         )
@@ -149,3 +151,16 @@ def _queries_text(report: dict) -> str:
         return f"{queries} queries"
     low, high = report.get("recall_at_1_ci95", (float("nan"), float("nan")))
     return f"{queries} of {eligible} queries (recall@1 95% CI {low:.3f}-{high:.3f})"
+
+
+def _recall_near(metadata: dict, prefix: str) -> str:
+    """ "within 25 m 0.812": the place-recognition recall@1 among METADATA's PREFIX<r>m keys."""
+    for key, value in metadata.items():
+        radius = key.removeprefix(prefix)
+        if (
+            key.startswith(prefix)
+            and radius.endswith("m")
+            and radius[:-1].replace(".", "").isdigit()
+        ):
+            return f"within {radius[:-1]} m {float(value):.3f}"
+    return "within a radius: not measured"

@@ -42,6 +42,7 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
         upload_queries=config.serving.report_upload_queries,
         max_queries=config.serving.report_queries,
         seed=config.train.seed,
+        recall_radius_m=config.train.recall_radius_m,
     )
     with atomic_path(layout.retrieval_report_path) as temporary:
         temporary.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
@@ -62,6 +63,10 @@ def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSett
             "queries": report.queries,
             "eligible_queries": report.eligible_queries,
             **{f"recall_at_{k}": value for k, value in report.recall_at.items()},
+            **{
+                f"recall_at_{k}_{report.recall_radius_m:g}m": value
+                for k, value in report.recall_at_radius.items()
+            },
             **{
                 f"{name.replace('@', '_at_')}_ci95": dg.MetadataValue.json(list(bounds))
                 for name, bounds in report.intervals.items()

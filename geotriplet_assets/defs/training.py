@@ -184,6 +184,11 @@ def _training_metadata(result: TrainingResult) -> dict[str, object]:
         ),
         "test_queries": result.head_test.queries,
         "test_eligible_queries": result.head_test.eligible,
+        **{
+            f"test_recall_at_{k}_{result.head_test.recall_radius_m:g}m": value
+            for k, value in result.head_test.recall_at_radius.items()
+            if k == 1
+        },
         "test_map_at_r": result.head_test.map_at_r,
         "test_median_error_m": result.head_test.median_error_m,
         "test_within_25m": result.head_test.top1.within[25.0],

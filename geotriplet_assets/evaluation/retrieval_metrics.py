@@ -50,6 +50,7 @@ class RetrievalMetrics:
     """Retrieval quality of one set of embeddings; NaN everywhere when queries is 0."""
 
     recall_at: dict[int, float]
+    """Share of queries with an image of their own label among the top k."""
     map_at_r: float
     top1: ErrorSummary
     """Distances from each query's position to its top hit's."""
@@ -58,6 +59,10 @@ class RetrievalMetrics:
     queries: int
     eligible: int = 0
     """Images that could query (their label has another image); `queries` of them did."""
+    recall_at_radius: dict[int, float] = field(default_factory=dict)
+    """Place-recognition recall@k: share of queries with a hit recorded within
+    `recall_radius_m` of the query's own position among the top k, whatever its label."""
+    recall_radius_m: float = 25.0
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     """95 % confidence interval of "recall@k" (Wilson) and "map@r" (normal) over the
     queries: a sample's uncertainty, zero-width in effect when every eligible image queried."""
@@ -74,6 +79,8 @@ class RetrievalMetrics:
         """Flat metrics, e.g. {"val/recall@1": .., "val/map@r": ..} for prefix "val/"; the
         top hit's errors unprefixed ("val/median_error_m"), the estimate's as "locate_"."""
         flat = {f"{prefix}recall@{k}": value for k, value in sorted(self.recall_at.items())}
+        for k, value in sorted(self.recall_at_radius.items()):
+            flat[f"{prefix}recall@{k}_{self.recall_radius_m:g}m"] = value
         flat[f"{prefix}map@r"] = self.map_at_r
         flat.update(self.top1.as_dict(prefix))
         flat.update(self.locate.as_dict(f"{prefix}locate_"))
@@ -100,6 +107,7 @@ def evaluate_retrieval(
     cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
     max_queries: int | None = None,
     seed: int = 0,
+    recall_radius_m: float = 25.0,
 ) -> RetrievalMetrics:
     """Leave-one-out retrieval metrics of (N, D) embeddings labelled by target.
 
@@ -108,7 +116,9 @@ def evaluate_retrieval(
     normalize=False the embeddings are taken as unit length already (plain dot product).
     Each query is also located from its LOCATE_K best hits as `POST /locate` does, with
     hits clustered within CLUSTER_RADIUS_M. With MAX_QUERIES, at most that many eligible
-    images (drawn with SEED) query the whole gallery.
+    images (drawn with SEED) query the whole gallery. recall@k at RECALL_RADIUS_M counts a
+    query whose top k hold an image recorded within that distance of it (the place-recognition
+    protocol), beside recall@k by label.
     """
     vectors = _gallery_vectors(embeddings, normalize)
     codes = _label_codes(labels, len(vectors))
@@ -118,6 +128,8 @@ def evaluate_retrieval(
         raise RetrievalInputError(
             f"memory_budget_bytes must be positive, got {memory_budget_bytes}"
         )
+    if not recall_radius_m > 0:
+        raise RetrievalInputError(f"recall_radius_m must be positive, got {recall_radius_m}")
     if locate_k < 1 or not cluster_radius_m > 0:
         raise RetrievalInputError(
             f"locate_k and cluster_radius_m must be positive, got {locate_k}, {cluster_radius_m}"
@@ -132,13 +144,21 @@ def evaluate_retrieval(
     if queries.size == 0:
         nan = float("nan")
         nowhere = ErrorSummary.of(np.zeros(0))
-        return RetrievalMetrics({k: nan for k in ks}, nan, nowhere, nowhere, queries=0)
+        return RetrievalMetrics(
+            {k: nan for k in ks},
+            nan,
+            nowhere,
+            nowhere,
+            queries=0,
+            recall_at_radius={k: nan for k in ks},
+            recall_radius_m=recall_radius_m,
+        )
 
     n = len(vectors)
     located_from = min(n - 1, locate_k)
     deepest = min(n - 1, max(max(ks), int(relevant_counts.max()), located_from))
     chunk_rows = _chunk_rows(n, deepest, located_from, memory_budget_bytes)
-    tally = _Tally(ks, queries.size, eligible.size)
+    tally = _Tally(ks, queries.size, eligible.size, recall_radius_m)
     for start in range(0, queries.size, chunk_rows):
         chunk = queries[start : start + chunk_rows]
         relevant = relevant_counts[chunk]
@@ -149,9 +169,12 @@ def evaluate_retrieval(
         estimate = estimate_positions(
             lat[hits], lon[hits], scores[:, :located_from], cluster_radius_m=cluster_radius_m
         )
+        top = ranked[:, : max(ks)]
+        near = great_circle_m(lat[chunk, None], lon[chunk, None], lat[top], lon[top])
         tally.add(
             start,
             codes[ranked] == codes[chunk, None],
+            near <= recall_radius_m,
             relevant,
             great_circle_m(lat[chunk], lon[chunk], lat[top1], lon[top1]),
             great_circle_m(lat[chunk], lon[chunk], estimate.lat, estimate.lon),
@@ -173,8 +196,10 @@ def _chunk_rows(n: int, deepest: int, located_from: int, memory_budget_bytes: in
 class _Tally:
     """Recall hits, AP@R and localisation errors accumulated over the chunks of queries."""
 
-    def __init__(self, ks: tuple[int, ...], queries: int, eligible: int) -> None:
+    def __init__(self, ks: tuple[int, ...], queries: int, eligible: int, radius_m: float) -> None:
         self.ks = ks
+        self.radius_m = radius_m
+        self.near_hits = dict.fromkeys(ks, 0)
         self.queries = queries
         self.eligible = eligible
         self.hits = dict.fromkeys(ks, 0)
@@ -186,12 +211,14 @@ class _Tally:
         self,
         start: int,
         is_relevant: np.ndarray,
+        is_near: np.ndarray,
         relevant: np.ndarray,
         top1_errors_m: np.ndarray,
         locate_errors_m: np.ndarray,
     ) -> None:
         for k in self.ks:
             self.hits[k] += int(is_relevant[:, :k].any(axis=1).sum())
+            self.near_hits[k] += int(is_near[:, :k].any(axis=1).sum())
         self.average_precision[start : start + len(relevant)] = average_precision_at_r(
             is_relevant, relevant
         )
@@ -204,6 +231,8 @@ class _Tally:
         return RetrievalMetrics(
             recall_at={k: self.hits[k] / self.queries for k in self.ks},
             map_at_r=float(self.average_precision.mean()),
+            recall_at_radius={k: self.near_hits[k] / self.queries for k in self.ks},
+            recall_radius_m=self.radius_m,
             top1=ErrorSummary.of(self.top1_errors),
             locate=ErrorSummary.of(self.locate_errors),
             queries=int(self.queries),

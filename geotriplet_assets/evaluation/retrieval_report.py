@@ -54,6 +54,9 @@ class RetrievalReport:
     """Test images whose building has another view; `queries` of them queried."""
     skipped_single_image_buildings: int
     recall_at: dict[int, float]
+    recall_at_radius: dict[int, float]
+    """recall@k of the place-recognition protocol: a hit within `recall_radius_m`."""
+    recall_radius_m: float
     map_at_r: float
     median_error_m: float
     p90_error_m: float
@@ -73,6 +76,7 @@ class RetrievalReport:
         """Plain JSON: metrics that could not be measured (no query) are null."""
         values = asdict(self)
         values["recall_at"] = {str(k): v for k, v in self.recall_at.items()}
+        values["recall_at_radius"] = {str(k): v for k, v in self.recall_at_radius.items()}
         values["intervals"] = {name: list(bounds) for name, bounds in self.intervals.items()}
         return _nan_as_none(values)
 
@@ -81,6 +85,9 @@ class RetrievalReport:
             "bundle": self.bundle_version,
             "queries": self.queries,
             **{f"recall@{k}": round(v, 4) for k, v in self.recall_at.items()},
+            f"recall@1 {self.recall_radius_m:g} m": round(
+                self.recall_at_radius.get(1, math.nan), 4
+            ),
             "mAP@R": round(self.map_at_r, 4),
             "median_error_m": round(self.median_error_m, 1),
         }
@@ -94,6 +101,7 @@ def build_retrieval_report(
     ks: Sequence[int] = DEFAULT_KS,
     max_queries: int | None = None,
     seed: int = 0,
+    recall_radius_m: float = 25.0,
 ) -> RetrievalReport:
     """Evaluate the current bundle in BUNDLES_DIR on its test split (at most MAX_QUERIES of
     its images, drawn with SEED)."""
@@ -108,7 +116,7 @@ def build_retrieval_report(
     eligible = eligible_rows(bundle, "test")
     query_rows = sample_queries(eligible, max_queries, seed)
     if len(query_rows) == 0:
-        return _without_queries(version, bundle.index_type, ks, len(test_rows))
+        return _without_queries(version, bundle.index_type, ks, len(test_rows), recall_radius_m)
     depth = int(min(max(max(ks), relevant_count[query_rows].max()), bundle.count - 1))
     found = _search_rows(bundle, query_rows, depth)
     relevant = building[found] == building[query_rows][:, None]
@@ -120,6 +128,10 @@ def build_retrieval_report(
     }
     intervals["map@r"] = mean_interval(precision)
     lat, lon = images.lat, images.lon
+    top = found[:, : max(ks)]
+    near = great_circle_m(lat[query_rows, None], lon[query_rows, None], lat[top], lon[top])
+    near = near <= recall_radius_m
+    recall_at_radius = {k: float(near[:, :k].any(axis=1).mean()) for k in ks}
     errors = great_circle_m(lat[query_rows], lon[query_rows], lat[found[:, 0]], lon[found[:, 0]])
     upload = _upload_agreement(bundle, image_paths, upload_queries, found, query_rows)
     located = localise(bundle, query_rows)
@@ -130,6 +142,8 @@ def build_retrieval_report(
         eligible_queries=len(eligible),
         skipped_single_image_buildings=len(test_rows) - len(eligible),
         recall_at=recall_at,
+        recall_at_radius=recall_at_radius,
+        recall_radius_m=recall_radius_m,
         map_at_r=float(precision.mean()),
         median_error_m=float(np.median(errors)),
         p90_error_m=float(np.percentile(errors, 90)),
@@ -153,7 +167,7 @@ def _locate_figures(bundle: LoadedBundle, located: Localisation) -> dict[str, fl
 
 
 def _without_queries(
-    version: str, index_type: str, ks: Sequence[int], test_images: int
+    version: str, index_type: str, ks: Sequence[int], test_images: int, recall_radius_m: float
 ) -> RetrievalReport:
     """The report of a bundle whose test split has no building with two views (a tiny or
     heavily buffered data set): nothing can be measured, which the report says."""
@@ -165,6 +179,8 @@ def _without_queries(
         eligible_queries=0,
         skipped_single_image_buildings=test_images,
         recall_at=dict.fromkeys(ks, nan),
+        recall_at_radius=dict.fromkeys(ks, nan),
+        recall_radius_m=recall_radius_m,
         map_at_r=nan,
         median_error_m=nan,
         p90_error_m=nan,

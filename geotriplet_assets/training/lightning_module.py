@@ -64,6 +64,7 @@ class TripletHeadModule(L.LightningModule):
         locate_k: int = DEFAULT_LOCATE_K,
         locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
         eval_queries: int | None = None,
+        recall_radius_m: float = 25.0,
     ) -> None:
         super().__init__()
         input_dim = int(train.embeddings.shape[1])
@@ -102,6 +103,7 @@ class TripletHeadModule(L.LightningModule):
         self.locate_k = locate_k
         self.locate_cluster_radius_m = locate_cluster_radius_m
         self.eval_queries = eval_queries
+        self.recall_radius_m = recall_radius_m
         self.seed = seed
         # float16 rows on the host (memory maps of the pipeline's matrices): each step copies
         # only its batch's rows to the device
@@ -200,6 +202,7 @@ class TripletHeadModule(L.LightningModule):
             cluster_radius_m=self.locate_cluster_radius_m,
             max_queries=self.eval_queries,
             seed=self.seed,
+            recall_radius_m=self.recall_radius_m,
         )
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

@@ -96,6 +96,7 @@ class TrainingSettings:
     locate_k: int = DEFAULT_LOCATE_K
     locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M
     eval_queries: int | None = 10_000
+    recall_radius_m: float = 25.0
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     def __post_init__(self) -> None:
@@ -104,6 +105,10 @@ class TrainingSettings:
                 raise TrainingSettingsError(
                     f"TrainingSettings.{name} must be positive, got {getattr(self, name)!r}"
                 )
+        if not self.recall_radius_m > 0:
+            raise TrainingSettingsError(
+                f"TrainingSettings.recall_radius_m must be positive, got {self.recall_radius_m!r}"
+            )
         if not self.locate_cluster_radius_m > 0:
             raise TrainingSettingsError(
                 "TrainingSettings.locate_cluster_radius_m must be positive, "

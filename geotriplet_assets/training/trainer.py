@@ -104,6 +104,7 @@ def _evaluate(
         cluster_radius_m=settings.locate_cluster_radius_m,
         max_queries=settings.eval_queries,
         seed=settings.seed,
+        recall_radius_m=settings.recall_radius_m,
     )
 
 
@@ -331,6 +332,7 @@ def train_projection_head(
         locate_k=settings.locate_k,
         locate_cluster_radius_m=settings.locate_cluster_radius_m,
         eval_queries=settings.eval_queries,
+        recall_radius_m=settings.recall_radius_m,
     )
     datamodule = TripletDataModule(
         module.draw_triplets, settings.samples_per_epoch, _batch_size_to_use(params, resume_from)

@@ -22,6 +22,10 @@ def test_the_retrieval_report_measures_the_bundle_as_the_service_answers(
     recalls = [report["recall_at"][k] for k in ("1", "5", "10")]
     assert 0 < recalls[0] <= recalls[1] <= recalls[2] <= 1
     assert 0 < report["map_at_r"] <= 1
+    near = [report["recall_at_radius"][k] for k in ("1", "5", "10")]
+    assert report["recall_radius_m"] == 25.0
+    assert 0 < near[0] <= near[1] <= near[2] <= 1
+    assert metadata["recall_at_1_25m"] == near[0]
     assert report["median_error_m"] >= 0
     # the uploaded-image path (decode + ONNX model) lands on the indexed vectors
     assert report["upload_queries"] > 0

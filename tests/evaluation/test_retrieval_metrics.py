@@ -208,6 +208,7 @@ def test_the_estimate_from_the_best_hits_beats_a_lone_far_top_hit() -> None:
         ({"ks": ()}, "ks"),
         ({"memory_budget_bytes": 0}, "memory_budget_bytes"),
         ({"max_queries": 0}, "max_queries"),
+        ({"recall_radius_m": 0.0}, "recall_radius_m"),
     ],
 )
 def test_bad_input_is_named(change: dict, message: str) -> None:
@@ -250,3 +251,21 @@ def test_a_query_sample_searches_the_whole_gallery_and_brackets_the_full_figures
     # a query of the sample ranks the whole gallery: the same answer as in the full run
     one = evaluate_retrieval(embeddings, labels, lat, lon, ks=(1,), max_queries=1, seed=1)
     assert one.queries == 1 and one.recall_at[1] in (0.0, 1.0)
+
+
+def test_recall_at_a_radius_counts_a_hit_near_the_query_whatever_its_label() -> None:
+    # a and b are one building 1 km apart; c, another building, stands 10 m from a and is
+    # a's top hit; b's top hit is a (its own label, 1 km away)
+    embeddings = on_circle([0, 5, -3])
+    lat = np.array([50.0, 50.0 + 1000 / 111_195, 50.0 + 10 / 111_195])
+    lon = np.zeros(3)
+    metrics = evaluate_retrieval(embeddings, np.array([0, 0, 1]), lat, lon, ks=(1, 2))
+
+    assert metrics.recall_at == {1: 0.5, 2: 1.0}
+    assert metrics.recall_at_radius == {1: 0.5, 2: 0.5}
+    assert metrics.as_dict()["recall@1_25m"] == 0.5
+    wide = evaluate_retrieval(
+        embeddings, np.array([0, 0, 1]), lat, lon, ks=(1,), recall_radius_m=2000.0
+    )
+    assert wide.recall_at_radius == {1: 1.0}
+    assert "recall@1_2000m" in wide.as_dict()

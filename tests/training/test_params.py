@@ -20,6 +20,7 @@ from geotriplet_assets.training.params import (
         (lambda: TrainingSettings(num_threads=0), "TrainingSettings.num_threads"),
         (lambda: TrainingSettings(locate_k=0), "TrainingSettings.locate_k"),
         (lambda: TrainingSettings(eval_queries=0), "TrainingSettings.eval_queries"),
+        (lambda: TrainingSettings(recall_radius_m=0.0), "TrainingSettings.recall_radius_m"),
         (
             lambda: TrainingSettings(locate_cluster_radius_m=0.0),
             "TrainingSettings.locate_cluster_radius_m",
