@@ -19,10 +19,9 @@ from torch import nn
 from torch.nn import functional
 from torch.optim.lr_scheduler import LambdaLR
 
-from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
 from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics, evaluate_retrieval
 from geotriplet_assets.training.band_stats import BandStatistics
-from geotriplet_assets.training.params import HeadParams, SamplingMode
+from geotriplet_assets.training.params import HeadParams, SamplingMode, TrainingSettings
 from geotriplet_assets.training.projection_head import ProjectionHead
 from geotriplet_assets.training.schedule import WarmupCosineSchedule
 from geotriplet_assets.training.split_data import SplitData
@@ -49,6 +48,25 @@ def _float16_rows(store: np.ndarray, rows: np.ndarray | slice) -> torch.Tensor:
     return torch.from_numpy(np.array(store[rows], dtype=np.float16))
 
 
+def evaluate_split(
+    vectors: np.ndarray, split: SplitData, settings: TrainingSettings, *, normalize: bool = True
+) -> RetrievalMetrics:
+    """SPLIT's retrieval metrics of VECTORS (row i = image i) as SETTINGS evaluate: the query
+    sample, the recall radius and how each query is located."""
+    return evaluate_retrieval(
+        vectors,
+        split.labels,
+        split.image_lat,
+        split.image_lon,
+        normalize=normalize,
+        locate_k=settings.locate_k,
+        cluster_radius_m=settings.locate_cluster_radius_m,
+        max_queries=settings.eval_queries,
+        seed=settings.seed,
+        recall_radius_m=settings.recall_radius_m,
+    )
+
+
 class TripletHeadModule(L.LightningModule):
     """Projection head + per-triplet margin loss + UCB band bandit + triplet sampler."""
 
@@ -61,10 +79,7 @@ class TripletHeadModule(L.LightningModule):
         sampling: SamplingMode = "ucb",
         difficulty_update_freq: int = 10,
         seed: int = 42,
-        locate_k: int = DEFAULT_LOCATE_K,
-        locate_cluster_radius_m: float = DEFAULT_CLUSTER_RADIUS_M,
-        eval_queries: int | None = None,
-        recall_radius_m: float = 25.0,
+        evaluation: TrainingSettings | None = None,
     ) -> None:
         super().__init__()
         input_dim = int(train.embeddings.shape[1])
@@ -100,11 +115,7 @@ class TripletHeadModule(L.LightningModule):
         )
         self.band_stats = BandStatistics(self.sampler.num_arms)
         self.val_split = val
-        self.locate_k = locate_k
-        self.locate_cluster_radius_m = locate_cluster_radius_m
-        self.eval_queries = eval_queries
-        self.recall_radius_m = recall_radius_m
-        self.seed = seed
+        self.evaluation = evaluation or TrainingSettings(seed=seed)
         # float16 rows on the host (memory maps of the pipeline's matrices): each step copies
         # only its batch's rows to the device
         self.train_embeddings = train.embeddings
@@ -192,18 +203,7 @@ class TripletHeadModule(L.LightningModule):
 
     def evaluate_embeddings(self, embeddings: np.ndarray, split: SplitData) -> RetrievalMetrics:
         vectors = self.embed(embeddings).cpu().numpy()
-        return evaluate_retrieval(
-            vectors,
-            split.labels,
-            split.image_lat,
-            split.image_lon,
-            normalize=False,
-            locate_k=self.locate_k,
-            cluster_radius_m=self.locate_cluster_radius_m,
-            max_queries=self.eval_queries,
-            seed=self.seed,
-            recall_radius_m=self.recall_radius_m,
-        )
+        return evaluate_split(vectors, split, self.evaluation, normalize=False)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self._last_val = self.evaluate_embeddings(self.val_embeddings, self.val_split)

@@ -20,13 +20,17 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.tuner import Tuner
 
-from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics, evaluate_retrieval
+from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics
 from geotriplet_assets.paths import atomic_path
 from geotriplet_assets.training.head_file import HEAD_FILE, embed_array, save_head
-from geotriplet_assets.training.lightning_module import VAL_RECALL_AT_1, TripletHeadModule
+from geotriplet_assets.training.lightning_module import (
+    VAL_RECALL_AT_1,
+    TripletHeadModule,
+    evaluate_split,
+)
 from geotriplet_assets.training.params import HeadParams, TrainingSettings
 from geotriplet_assets.training.projection_head import ProjectionHead
-from geotriplet_assets.training.split_data import SplitData, TrainingData
+from geotriplet_assets.training.split_data import TrainingData
 from geotriplet_assets.training.tracking import (
     finish_run,
     make_wandb_logger,
@@ -90,22 +94,6 @@ def _accelerator_and_precision(settings: TrainingSettings) -> tuple[str, str]:
     uses_gpu = accelerator in ("gpu", "cuda")
     precision = settings.precision if uses_gpu else "32-true"
     return accelerator, "32-true" if precision == "32" else precision
-
-
-def _evaluate(
-    embeddings: np.ndarray, split: SplitData, settings: TrainingSettings
-) -> RetrievalMetrics:
-    return evaluate_retrieval(
-        embeddings,
-        split.labels,
-        split.image_lat,
-        split.image_lon,
-        locate_k=settings.locate_k,
-        cluster_radius_m=settings.locate_cluster_radius_m,
-        max_queries=settings.eval_queries,
-        seed=settings.seed,
-        recall_radius_m=settings.recall_radius_m,
-    )
 
 
 @contextmanager
@@ -329,10 +317,7 @@ def train_projection_head(
         sampling=settings.sampling,
         difficulty_update_freq=settings.difficulty_update_freq,
         seed=settings.seed,
-        locate_k=settings.locate_k,
-        locate_cluster_radius_m=settings.locate_cluster_radius_m,
-        eval_queries=settings.eval_queries,
-        recall_radius_m=settings.recall_radius_m,
+        evaluation=settings,
     )
     datamodule = TripletDataModule(
         module.draw_triplets, settings.samples_per_epoch, _batch_size_to_use(params, resume_from)
@@ -382,10 +367,10 @@ def _finish(
     history = module.history
     best_epoch = _best_epoch(history)
     head = _head_from_checkpoint(best_path, module)
-    head_val = _evaluate(embed_array(head, data.val.embeddings), data.val, settings)
-    head_test = _evaluate(embed_array(head, data.test.embeddings), data.test, settings)
-    backbone_val = _evaluate(data.val.embeddings, data.val, settings)
-    backbone_test = _evaluate(data.test.embeddings, data.test, settings)
+    head_val = evaluate_split(embed_array(head, data.val.embeddings), data.val, settings)
+    head_test = evaluate_split(embed_array(head, data.test.embeddings), data.test, settings)
+    backbone_val = evaluate_split(data.val.embeddings, data.val, settings)
+    backbone_test = evaluate_split(data.test.embeddings, data.test, settings)
     head_path = output_dir / HEAD_FILE
     save_head(head, head_path)
     result = TrainingResult(
