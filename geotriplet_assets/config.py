@@ -150,7 +150,7 @@ class SplitsConfig(_Section):
 
 
 class SynthSettings(_Section):
-    preset: Literal["tiny", "demo"] = "demo"
+    preset: Literal["tiny", "demo", "large"] = "demo"
     seed: int = 7
 
 

@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from geotriplet_assets.bundle.load import load_bundle
+from geotriplet_assets.bundle.rerank import Reranker
 from service.body_limit import BodySizeLimitMiddleware
 from service.bundle_watcher import BundleWatcher
 from service.metrics import RequestMetricsMiddleware, ServiceMetrics
@@ -67,6 +68,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.watcher = watcher
     app.state.thumbnails = Thumbnails(settings.thumbnail_cache_bytes)
+    app.state.reranker = Reranker(settings.rerank_cache_bytes)
     app.state.request_models = models
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

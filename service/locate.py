@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from geotriplet_assets.bundle.load import LoadedBundle
 from geotriplet_assets.bundle.search import Neighbour
-from service.metrics import ServiceMetrics
 from service.schemas import BatchLocateResponse, LocateResponse, LocationOut
-from service.similar import neighbours_out, search
+from service.similar import SearchContext, neighbour_out, search
 from service.similar_request import SimilarRequest
 
 
 def answer_locate(
-    request: SimilarRequest, bundle: LoadedBundle, metrics: ServiceMetrics
+    request: SimilarRequest, bundle: LoadedBundle, context: SearchContext
 ) -> LocateResponse | BatchLocateResponse:
-    """K defaults to the bundle's own (the k its confidence was calibrated with)."""
-    results = search(request, bundle, metrics, bundle.manifest.locate.k)
-    locations = [_location(bundle, hits) for hits in results]
+    """K defaults to the bundle's own (the k its confidence was calibrated with). With
+    rerank, the estimate rests on the re-ranked order."""
+    results = search(request, bundle, context, bundle.manifest.locate.k)
+    locations = [_location(bundle, [item.neighbour for item in hits]) for hits in results]
     if request.batch:
         return BatchLocateResponse(bundle_version=bundle.version, results=locations)
     return LocateResponse(bundle_version=bundle.version, **locations[0].model_dump())
@@ -34,5 +34,5 @@ def _location(bundle: LoadedBundle, hits: list[Neighbour]) -> LocationOut:
         uncertainty_m=place.uncertainty_m,
         confidence=place.confidence,
         calibrated=place.calibrated,
-        support=neighbours_out(place.support),
+        support=[neighbour_out(hit) for hit in place.support],
     )

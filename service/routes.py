@@ -27,7 +27,7 @@ from service.schemas import (
     ReadyResponse,
     SimilarResponse,
 )
-from service.similar import answer_similar
+from service.similar import SearchContext, answer_similar
 from service.similar_request import SimilarRequest, read_similar_request
 from service.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailUnavailable
 
@@ -56,6 +56,15 @@ async def serving_bundle(request: Request) -> LoadedBundle:
     return bundle
 
 
+def search_context(request: Request) -> SearchContext:
+    state = request.app.state
+    return SearchContext(
+        metrics=state.metrics,
+        reranker=state.reranker,
+        max_rerank_candidates=state.settings.max_rerank_candidates,
+    )
+
+
 ServingBundle = Annotated[LoadedBundle, Depends(serving_bundle)]
 ParsedSimilarRequest = Annotated[SimilarRequest, Depends(read_similar_request)]
 
@@ -74,7 +83,7 @@ def similar(
     """One query answers `{"bundle_version", "neighbours"}`; JSON `{"queries": [...]}`
     answers `{"bundle_version", "results": [{"neighbours"}, ...]}` in request order."""
     state = request.app.state
-    return answer_similar(query, bundle, state.metrics, state.settings.default_k)
+    return answer_similar(query, bundle, search_context(request), state.settings.default_k)
 
 
 @router.post(
@@ -92,7 +101,7 @@ def locate(
     bundle's, 20). The estimate is the score-weighted centre of the densest cluster of hits
     (within 100 m of each other), not the top hit's position; `support` lists that cluster.
     `exclude_same_building` lets an indexed image be located without its own building."""
-    return answer_locate(query, bundle, request.app.state.metrics)
+    return answer_locate(query, bundle, search_context(request))
 
 
 @router.get(

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from geotriplet_assets.bundle.rerank import DEFAULT_TOP, MAX_TOP
 from geotriplet_assets.bundle.search import GeoFilter
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -92,6 +93,20 @@ class SearchParameters(BaseModel):
     exclude_same_building: bool = Field(
         False, description="Leave out the query image's building (image_id queries only)."
     )
+    rerank: bool = Field(
+        False,
+        description="Re-score the best rerank_top candidates by local-feature matching "
+        "(ORB, ratio test, RANSAC homography) between the query photo and each candidate's "
+        "original photo. Needs a photo (an upload or an image_id) and a bundle that records "
+        "its originals.",
+    )
+    rerank_top: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOP,
+        description=f"Candidates re-scored, 1 to {MAX_TOP} (default {DEFAULT_TOP}); giving it "
+        "turns rerank on.",
+    )
 
     @model_validator(mode="after")
     def _geo_filter_complete(self) -> SearchParameters:
@@ -99,7 +114,16 @@ class SearchParameters(BaseModel):
         if any(given.values()) and not all(given.values()):
             missing = ", ".join(name for name, present in given.items() if not present)
             raise ValueError(f"lat, lon and radius_m go together: {missing} missing")
+        if self.rerank_top is not None and "rerank" in self.model_fields_set and not self.rerank:
+            raise ValueError("rerank_top is given but rerank is false")
         return self
+
+    @property
+    def rerank_candidates(self) -> int | None:
+        """How many candidates are re-ranked; None without re-ranking."""
+        if not self.rerank and self.rerank_top is None:
+            return None
+        return self.rerank_top or DEFAULT_TOP
 
     def geo_filter(self) -> GeoFilter | None:
         if self.lat is None or self.lon is None or self.radius_m is None:
@@ -135,6 +159,10 @@ class JsonQuery(SearchParameters):
         if self.exclude_same_building and self.image_id is None:
             raise ValueError(
                 "exclude_same_building needs an image_id query (a vector has no building)"
+            )
+        if self.rerank_candidates is not None and self.image_id is None:
+            raise ValueError(
+                "rerank needs a photo: upload an image or give an image_id (a vector has none)"
             )
         return self
 
@@ -240,6 +268,16 @@ class NeighbourOut(BaseModel):
     lat: float
     lon: float
     score: float = Field(description="Cosine similarity to the query, higher is closer.")
+    inliers: int | None = Field(
+        None,
+        description="With rerank: matches with the query photo that agree with one "
+        "homography (null for candidates beyond rerank_top, and without rerank).",
+    )
+    rerank_score: float | None = Field(
+        None,
+        description="With rerank: score + 0.5 * min(inliers, 50) / 50, the order of the "
+        "re-ranked candidates.",
+    )
 
 
 class SimilarResponse(BaseModel):

@@ -31,6 +31,17 @@ class ServiceSettings(BaseSettings):
     thumbnail_cache_bytes: int = Field(
         32 * MIB, ge=0, description="Most bytes of JPEG thumbnails kept in memory."
     )
+    rerank_cache_bytes: int = Field(
+        128 * MIB,
+        ge=0,
+        description="Most bytes of indexed photos' local features (for rerank) kept in memory.",
+    )
+    max_rerank_candidates: int = Field(
+        200,
+        ge=1,
+        description="Most candidates re-ranked in one request (the sum of rerank_top over a "
+        "batch's queries); more is a 422.",
+    )
     max_vector_length: int = Field(
         4096, ge=1, description="Most values a query vector may have (any bundle's dimension)."
     )

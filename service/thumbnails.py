@@ -11,10 +11,10 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from cachetools import LRUCache
 
+from geotriplet_assets.bundle.errors import OriginalUnavailable
 from geotriplet_assets.bundle.image_decode import ImageRejected, decode_thumbnail
 from geotriplet_assets.bundle.load import LoadedBundle
 
@@ -54,20 +54,11 @@ class Thumbnails:
         return Thumbnail(cached, etag)
 
 
-def _original(bundle: LoadedBundle, row: int) -> Path:
-    root, relative = bundle.manifest.images_root, bundle.images.path(row)
-    if root is None or relative is None:
-        raise ThumbnailUnavailable(
-            f"bundle {bundle.version} does not record where its original photos are"
-        )
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise ThumbnailUnavailable(f"the original of {bundle.images.image_id(row)} lies outside")
-    return path
-
-
 def _make(bundle: LoadedBundle, row: int, size: int) -> bytes:
-    path = _original(bundle, row)
+    try:
+        path = bundle.original_path(row)
+    except OriginalUnavailable as error:
+        raise ThumbnailUnavailable(str(error)) from error
     try:
         image = decode_thumbnail(path, size, bundle.decode_limits)
     except ImageRejected as rejected:

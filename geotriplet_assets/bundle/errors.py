@@ -16,3 +16,8 @@ class UnknownImageError(KeyError):
 
     def __str__(self) -> str:
         return f"unknown image_id {self.image_id!r}"
+
+
+class OriginalUnavailable(LookupError):
+    """The image is indexed, but its original photo cannot be read (not recorded, absent,
+    outside the bundle's images_root, or not a readable image)."""

@@ -81,22 +81,43 @@ def decode_to_uint8(
         return _decode(handle, str(path), preprocessing, limits, use_draft)
 
 
-def decode_thumbnail(path: Path, size: int, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
-    """The RGB image of the file at PATH scaled to fit SIZE x SIZE (aspect kept), decoded
-    within LIMITS like a model input; raises ImageRejected."""
+def decode_thumbnail(
+    path: Path, size: int, limits: DecodeLimits = DEFAULT_LIMITS, *, mode: str = "RGB"
+) -> Image.Image:
+    """The image of the file at PATH in MODE ("RGB" or "L") scaled to fit SIZE x SIZE
+    (aspect kept, never enlarged), decoded within LIMITS like a model input; raises
+    ImageRejected."""
     with _open_regular_file(path) as handle:
-        image = _open(handle, str(path), limits)
-        with image:
-            width, height = image.size
-            if width * height > limits.max_pixels:
-                raise ImageRejected(
-                    TOO_LARGE, f"{path}: {width}x{height} exceeds {limits.max_pixels} pixels"
-                )
-            image.draft("RGB", (size, size))
-            _load(image, str(path))
-            rgb = image.convert("RGB")
-    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return rgb
+        return _thumbnail(handle, str(path), size, limits, mode)
+
+
+def decode_bytes_thumbnail(
+    data: bytes,
+    size: int,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    mode: str = "RGB",
+    name: str = "<bytes>",
+) -> Image.Image:
+    """As `decode_thumbnail`, for an encoded image held in memory."""
+    return _thumbnail(io.BytesIO(data), name, size, limits, mode)
+
+
+def _thumbnail(
+    source: BinaryIO, name: str, size: int, limits: DecodeLimits, mode: str
+) -> Image.Image:
+    image = _open(source, name, limits)
+    with image:
+        width, height = image.size
+        if width * height > limits.max_pixels:
+            raise ImageRejected(
+                TOO_LARGE, f"{name}: {width}x{height} exceeds {limits.max_pixels} pixels"
+            )
+        image.draft(mode, (size, size))
+        _load(image, name)
+        converted = image.convert(mode)
+    converted.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return converted
 
 
 def _open_regular_file(path: Path) -> BinaryIO:

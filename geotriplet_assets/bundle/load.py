@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from geotriplet_assets.bundle import layout as fmt
-from geotriplet_assets.bundle.errors import BundleLoadError
+from geotriplet_assets.bundle.errors import BundleLoadError, OriginalUnavailable
 from geotriplet_assets.bundle.image_decode import decode_bytes_to_uint8
 from geotriplet_assets.bundle.image_table import ImageTable
 from geotriplet_assets.bundle.locate import Location, locate
@@ -87,6 +87,26 @@ class LoadedBundle:
     def vector(self, row: int) -> np.ndarray:
         """The (E,) float32 vector of ROW (a copy)."""
         return np.array(self.vectors[row], dtype=np.float32)
+
+    @property
+    def has_originals(self) -> bool:
+        """Whether the bundle records where its original photos are (thumbnails, re-ranking)."""
+        return self.manifest.images_root is not None and self.images.paths is not None
+
+    def original_path(self, row: int) -> Path:
+        """The original photo of ROW: the table's `path` under the manifest's `images_root`,
+        never outside it; raises OriginalUnavailable."""
+        root, relative = self.manifest.images_root, self.images.path(row)
+        if root is None or relative is None:
+            raise OriginalUnavailable(
+                f"bundle {self.version} does not record where its original photos are"
+            )
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise OriginalUnavailable(
+                f"the original of {self.images.image_id(row)} lies outside {root}"
+            )
+        return path
 
     def decode(self, data: bytes, *, name: str = "<upload>") -> np.ndarray:
         """The model's (H, W, 3) uint8 crop of an encoded image; raises ImageRejected."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from geotriplet_assets.cli.console import console
 from geotriplet_assets.config import CONFIG_ENV_VAR, ConfigError, load_config
+from geotriplet_assets.synth.config import SYNTH_PRESETS
 
 CONFIG_HELP = f"YAML config (default: ${CONFIG_ENV_VAR}, else the embedded demo config)"
 
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = _command(commands, "synth", "generate the synthetic demo city")
     synth.add_argument("--out", help="output folder (default: the config's data.input_dir)")
-    synth.add_argument("--preset", choices=["tiny", "demo"], help="size (default: synth.preset)")
+    synth.add_argument(
+        "--preset", choices=list(SYNTH_PRESETS), help="size (default: synth.preset)"
+    )
     synth.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
     synth.add_argument("--workers", type=int, default=2, help="generator processes")
 

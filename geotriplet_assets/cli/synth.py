@@ -14,7 +14,7 @@ def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve() if args.out else config.input_dir
     preset = args.preset or config.synth.preset
     seed = config.synth.seed if args.seed is None else args.seed
-    synth_config = SynthConfig.tiny(seed=seed) if preset == "tiny" else SynthConfig.demo(seed=seed)
+    synth_config = SynthConfig.preset(preset, seed=seed)
     with progress_display() as progress:
         task = progress.add_task(f"generating {preset} city", total=None)
 
@@ -23,7 +23,7 @@ def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
 
         summary = generate_city(out_dir, synth_config, progress=on_progress, workers=args.workers)
     console.print(
-        f"[green]demo city:[/green] {summary.images} images: {summary.targets} targets seen "
+        f"[green]{preset} city:[/green] {summary.images} images: {summary.targets} targets seen "
         f"several times and {summary.distractors} single-view distractors "
         f"in {summary.cities} cities "
         f"-> {out_dir} ({summary.seconds:.1f} s)"

@@ -9,6 +9,7 @@ from geotriplet_assets.synth.cities import DEFAULT_CITIES
 
 MAX_VIEWS_LIMIT = 12
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 2048
+SYNTH_PRESETS = ("tiny", "demo", "large")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ class SynthConfig:
     def demo(cls, **overrides: Any) -> SynthConfig:
         """8 cities x 60 targets (+40 distractors) at 640 px: about 2 500 images."""
         return replace(cls(), **overrides)
+
+    @classmethod
+    def large(cls, **overrides: Any) -> SynthConfig:
+        """8 cities x 190 targets (+40 distractors) at 640 px: about 7 000 images, the
+        sampling ablation's second, larger city."""
+        return replace(cls(targets_per_city=190), **overrides)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> SynthConfig:
+        """The named preset (tiny, demo or large)."""
+        if name not in SYNTH_PRESETS:
+            raise ValueError(f"unknown synth preset {name!r}; one of {list(SYNTH_PRESETS)}")
+        return getattr(cls, name)(**overrides)
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

@@ -166,6 +166,11 @@ build_s=$(($(date +%s) - build_started))
 docker image prune -f >/dev/null
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
     | grep -E '^geotriplet-(pipeline|service|proxy):' | tee "$artifacts/image-sizes.txt"
+# The service image carries OpenCV for re-ranking and must stay under 700 MB (issue 13).
+service_bytes=$(docker image inspect --format '{{.Size}}' "${GEOTRIPLET_SERVICE_IMAGE:-geotriplet-service:latest}" 2>/dev/null || echo 0)
+if [ "$service_bytes" -ge 700000000 ] || [ "$service_bytes" -eq 0 ]; then
+    fail "the service image is $service_bytes bytes: it must be under 700 MB"
+fi
 
 log "starting the stack"
 up_started=$(date +%s)

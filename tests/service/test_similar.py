@@ -11,7 +11,16 @@ from tests.factories.brute_force_search import brute_force
 from tests.factories.bundles import CITY_CENTRE
 from tests.factories.service_app import ServiceData
 
-NEIGHBOUR_FIELDS = {"image_id", "dataset_id", "target_id", "lat", "lon", "score"}
+NEIGHBOUR_FIELDS = {
+    "image_id",
+    "dataset_id",
+    "target_id",
+    "lat",
+    "lon",
+    "score",
+    "inliers",
+    "rerank_score",
+}
 
 
 def _ids(bundle: LoadedBundle, hits: list[tuple[int, float]]) -> list[str]:
