@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_retrieval_metrics.py
 	$(BIN)/python benchmarks/bench_locate.py
 	$(BIN)/python benchmarks/bench_thumbnails.py
+	$(BIN)/python benchmarks/bench_rerank.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_search.py --keep benchmarks/results/search-bundles
 	$(BIN)/python benchmarks/bench_search.py --index ivfpq
