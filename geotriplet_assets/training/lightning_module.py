@@ -27,7 +27,7 @@ from geotriplet_assets.training.schedule import WarmupCosineSchedule
 from geotriplet_assets.training.split_data import SplitData
 from geotriplet_assets.training.triplet_sampler import TripletBatch, TripletSampler
 from geotriplet_assets.training.triplet_stream import TripletTensors
-from geotriplet_assets.training.ucb_bandit import UCBBandit, triplet_rewards
+from geotriplet_assets.training.ucb_bandit import UCBBandit, semi_hard_rewards, triplet_rewards
 
 VAL_RECALL_AT_1 = "val/recall@1"
 CHECKPOINT_STATE_KEY = "triplet_training"
@@ -135,7 +135,7 @@ class TripletHeadModule(L.LightningModule):
 
     def draw_triplets(self, n: int) -> TripletBatch:
         """N triplets whose negatives come from bands chosen by the sampling mode."""
-        if self.sampling == "random":
+        if self.sampling in ("random", "pml_semihard"):
             batch = self.sampler.sample_uniform_random(n)
             targets = self.sampler.image_target
             bands = self.sampler.band_of(targets[batch.anchor], targets[batch.negative])
@@ -162,6 +162,8 @@ class TripletHeadModule(L.LightningModule):
         return rows.to(self.device, non_blocking=True).float()
 
     def training_step(self, batch: TripletTensors, batch_idx: int) -> torch.Tensor:
+        if self.sampling == "pml_semihard":
+            return self._mined_step(batch)
         anchor, positive, negative = self._embed_triplets(batch)
         losses = self.loss_fn(anchor, positive, negative).float()
         loss = losses.mean()
@@ -183,9 +185,37 @@ class TripletHeadModule(L.LightningModule):
         outputs = self.head(self._to_device(features))[position]
         return outputs[:size], outputs[size : 2 * size], outputs[2 * size :]
 
+    def _mined_step(self, batch: TripletTensors) -> torch.Tensor:
+        """The ablation's reference: for every image of the batch with another view in it, its
+        easiest positive and a semi-hard negative, mined by pytorch-metric-learning
+        (Xuan et al. 2020; labels: the images' targets)."""
+        from pytorch_metric_learning import distances, miners
+        from pytorch_metric_learning.utils import loss_and_miner_utils
+
+        rows = torch.unique(torch.cat((batch["anchor"], batch["positive"], batch["negative"])))
+        outputs = self.head(self._to_device(_float16_rows(self.train_embeddings, rows.numpy())))
+        labels = torch.from_numpy(self.sampler.image_target[rows.numpy()]).to(self.device)
+        # O(n^2) in the batch: TripletMarginMiner's all-triplet masks are O(n^3), minutes per
+        # epoch at 768 images
+        miner = miners.BatchEasyHardMiner(
+            pos_strategy="easy", neg_strategy="semihard", distance=distances.CosineSimilarity()
+        )
+        anchor, positive, negative = loss_and_miner_utils.convert_to_triplets(
+            miner(outputs.float(), labels), labels
+        )
+        if len(anchor) == 0:
+            loss = outputs.sum() * 0.0
+        else:
+            loss = self.loss_fn(outputs[anchor], outputs[positive], outputs[negative]).mean()
+        self._epoch_loss_sum += float(loss.detach())
+        self._epoch_steps += 1
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(rows))
+        return loss
+
     def _credit_bands(self, bands: np.ndarray, losses: np.ndarray) -> None:
         """Credit every triplet's own reward to its band; update the bandit every N steps."""
-        rewards = triplet_rewards(losses, self.params.margin)
+        reward = semi_hard_rewards if self.sampling == "ucb_semihard" else triplet_rewards
+        rewards = reward(losses, self.params.margin)
         known = bands >= 0
         self.band_stats.add(bands[known], rewards[known], losses[known] <= 0.0)
         creditable = known.copy()

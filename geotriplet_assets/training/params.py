@@ -8,8 +8,18 @@ from typing import Literal
 
 from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
 
-SamplingMode = Literal["ucb", "uniform_bands", "random"]
-SAMPLING_MODES: tuple[SamplingMode, ...] = ("ucb", "uniform_bands", "random")
+SamplingMode = Literal["ucb", "ucb_semihard", "uniform_bands", "random", "pml_semihard"]
+SAMPLING_MODES: tuple[SamplingMode, ...] = (
+    "ucb",
+    "ucb_semihard",
+    "uniform_bands",
+    "random",
+    "pml_semihard",
+)
+"""How negatives are chosen: UCB over distance bands rewarded by the normalised loss (the
+original project's) or by the semi-hard indicator; uniformly over the bands; uniformly at
+random; or random triplets re-mined in the batch by pytorch-metric-learning's
+BatchEasyHardMiner (easy positives, semi-hard negatives: a reference for the ablation)."""
 
 
 class TrainingSettingsError(ValueError):

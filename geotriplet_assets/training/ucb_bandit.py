@@ -46,6 +46,15 @@ def triplet_rewards(losses: np.ndarray, margin: float) -> np.ndarray:
     return np.minimum(values / margin, 1.0)
 
 
+def semi_hard_rewards(losses: np.ndarray, margin: float) -> np.ndarray:
+    """Per-triplet reward 1 for a semi-hard triplet (0 < loss < margin: the negative is
+    farther than the positive, but within the margin), else 0 (FaceNet, Schroff et al. 2015).
+    Unlike the loss itself it does not pay most for the hardest band, whose negatives closer
+    than the positive are known to stall triplet training."""
+    values = triplet_rewards(losses, margin) * margin
+    return ((values > 0) & (values < margin)).astype(np.float64)
+
+
 class UCBBandit:
     """Batched, discounted UCB1 over `num_arms` arms with per-triplet credit."""
 

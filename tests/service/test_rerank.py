@@ -59,9 +59,9 @@ def test_rerank_top_verifies_that_many_and_leaves_the_rest_in_order(
 ) -> None:
     image_id = _image_with_partner(bundle)
     plain = client.post("/similar", json={"image_id": image_id, "k": 8}).json()["neighbours"]
-    hits = client.post(
-        "/similar", json={"image_id": image_id, "k": 8, "rerank_top": 3}
-    ).json()["neighbours"]
+    hits = client.post("/similar", json={"image_id": image_id, "k": 8, "rerank_top": 3}).json()[
+        "neighbours"
+    ]
     assert all(hit["inliers"] is not None for hit in hits[:3])
     assert [hit["image_id"] for hit in hits[3:]] == [hit["image_id"] for hit in plain[3:]]
     assert all(hit["inliers"] is None for hit in hits[3:])

@@ -14,6 +14,11 @@ def test_presets() -> None:
     images = demo.cities * (demo.targets_per_city * (demo.min_views + demo.max_views) / 2)
     assert 2000 <= images + demo.cities * demo.distractors_per_city <= 3000
     assert SynthConfig.tiny(seed=3).seed == 3
+    large = SynthConfig.preset("large", seed=11)
+    assert (large.seed, large.cities * large.targets_per_city) == (11, 1520)
+    assert SynthConfig.preset("demo") == demo
+    with pytest.raises(ValueError, match="unknown synth preset 'huge'"):
+        SynthConfig.preset("huge")
 
 
 @pytest.mark.parametrize(

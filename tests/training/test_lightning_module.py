@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from geotriplet_assets.training.lightning_module import TripletHeadModule
-from geotriplet_assets.training.params import HeadParams
+from geotriplet_assets.training.params import SAMPLING_MODES, HeadParams
 from geotriplet_assets.training.split_data import TrainingData
 from geotriplet_assets.training.triplet_stream import TripletDataModule
 from geotriplet_assets.training.ucb_bandit import UCBBandit
@@ -104,10 +104,13 @@ def test_band_shares_success_rates_and_validation_recall_are_logged(
     assert len(epoch["band_success_rate"]) == module.sampler.num_arms
 
 
-@pytest.mark.parametrize("sampling", ["ucb", "uniform_bands", "random"])
+@pytest.mark.parametrize("sampling", SAMPLING_MODES)
 def test_every_sampling_mode_trains(data: TrainingData, tmp_path: Path, sampling: str) -> None:
     module = TripletHeadModule(data.train, data.val, PARAMS, sampling=sampling, seed=0)
+    before = [parameter.detach().clone() for parameter in module.head.parameters()]
     _fit(module, tmp_path, epochs=1, samples=1536, batch=128)
+    after = list(module.head.parameters())
+    assert any(not torch.equal(old, new) for old, new in zip(before, after, strict=True))
     share = np.array(module.history[0]["band_share"])
     available = module.sampler.available
     far_band = module.sampler.num_bands
@@ -116,6 +119,9 @@ def test_every_sampling_mode_trains(data: TrainingData, tmp_path: Path, sampling
     if sampling == "random":
         # 40 targets, 10 neighbours each: about 29 of 39 random negatives lie in the far band.
         assert share[far_band] == pytest.approx(29 / 39, abs=0.06)
+    if sampling == "ucb_semihard":
+        rewards = np.array(module.history[0]["band_mean_reward"])
+        assert np.nanmax(rewards) <= 1 and np.nanmin(rewards) >= 0
     assert module.history[0]["train_loss"] >= 0
 
 

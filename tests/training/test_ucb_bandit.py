@@ -3,7 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from geotriplet_assets.training.ucb_bandit import BanditError, UCBBandit, triplet_rewards
+from geotriplet_assets.training.ucb_bandit import (
+    BanditError,
+    UCBBandit,
+    semi_hard_rewards,
+    triplet_rewards,
+)
 
 
 def _sequential_allocation(bandit: UCBBandit, n: int) -> list[int]:
@@ -172,3 +177,10 @@ def test_constructor_rejects_bad_configuration(kwargs: dict[str, object]) -> Non
     arguments: dict[str, object] = {"num_arms": 3, "alpha": 2.0} | kwargs
     with pytest.raises(BanditError):
         UCBBandit(**arguments)  # type: ignore[arg-type]
+
+
+def test_the_semi_hard_reward_pays_only_triplets_inside_the_margin() -> None:
+    losses = np.array([0.0, 0.1, 0.29, 0.3, 0.9])
+    np.testing.assert_array_equal(semi_hard_rewards(losses, 0.3), [0, 1, 1, 0, 0])
+    with pytest.raises(BanditError, match="non-negative"):
+        semi_hard_rewards(np.array([-0.1]), 0.3)
