@@ -27,5 +27,8 @@ def test_geotriplet_query_sends_one_real_post_similar(
         "lat",
         "lon",
         "score",
+        "inliers",
+        "rerank_score",
     }
+    assert answer["neighbours"][0]["inliers"] is None  # no rerank asked
     assert answer["neighbours"][0]["score"] > 0.99
