@@ -119,8 +119,7 @@ def _rerank(
             try:
                 features = upload_features(bundle, request.image)
             except ImageRejected as rejected:
-                status = _REJECTION_STATUS.get(rejected.reason, 422)
-                raise HTTPException(status, f"{rejected.reason}: {rejected.detail}") from rejected
+                raise _rejection(rejected) from rejected
         else:
             assert isinstance(parameters, JsonQuery) and parameters.image_id is not None
             features = reranker.row_features(bundle, bundle.row_of(parameters.image_id))
@@ -182,10 +181,14 @@ def _embed_upload(data: bytes, bundle: LoadedBundle, metrics: ServiceMetrics) ->
         try:
             pixels = bundle.decode(data, name="image")
         except ImageRejected as rejected:
-            status = _REJECTION_STATUS.get(rejected.reason, 422)
-            raise HTTPException(status, f"{rejected.reason}: {rejected.detail}") from rejected
+            raise _rejection(rejected) from rejected
     with metrics.stage("embed"):
         return bundle.embed(pixels[None])[0]
+
+
+def _rejection(rejected: ImageRejected) -> HTTPException:
+    status = _REJECTION_STATUS.get(rejected.reason, 422)
+    return HTTPException(status, f"{rejected.reason}: {rejected.detail}")
 
 
 def _with_vector(parameters: SearchParameters, vector: np.ndarray, default_k: int) -> SearchQuery:

@@ -8,6 +8,7 @@ checkpoint, so a resumed run continues the same streams.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, replace
 from typing import Any
@@ -189,19 +190,13 @@ class TripletHeadModule(L.LightningModule):
         """The ablation's reference: for every image of the batch with another view in it, its
         easiest positive and a semi-hard negative, mined by pytorch-metric-learning
         (Xuan et al. 2020; labels: the images' targets)."""
-        from pytorch_metric_learning import distances, miners
         from pytorch_metric_learning.utils import loss_and_miner_utils
 
         rows = torch.unique(torch.cat((batch["anchor"], batch["positive"], batch["negative"])))
         outputs = self.head(self._to_device(_float16_rows(self.train_embeddings, rows.numpy())))
         labels = torch.from_numpy(self.sampler.image_target[rows.numpy()]).to(self.device)
-        # O(n^2) in the batch: TripletMarginMiner's all-triplet masks are O(n^3), minutes per
-        # epoch at 768 images
-        miner = miners.BatchEasyHardMiner(
-            pos_strategy="easy", neg_strategy="semihard", distance=distances.CosineSimilarity()
-        )
         anchor, positive, negative = loss_and_miner_utils.convert_to_triplets(
-            miner(outputs.float(), labels), labels
+            self._miner(outputs.float(), labels), labels
         )
         if len(anchor) == 0:
             loss = outputs.sum() * 0.0
@@ -211,6 +206,16 @@ class TripletHeadModule(L.LightningModule):
         self._epoch_steps += 1
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(rows))
         return loss
+
+    @functools.cached_property
+    def _miner(self) -> Any:
+        """pml's BatchEasyHardMiner, O(n^2) in the batch (its TripletMarginMiner builds
+        O(n^3) masks: minutes per epoch at 768 images); imported only in that mode."""
+        from pytorch_metric_learning import distances, miners
+
+        return miners.BatchEasyHardMiner(
+            pos_strategy="easy", neg_strategy="semihard", distance=distances.CosineSimilarity()
+        )
 
     def _credit_bands(self, bands: np.ndarray, losses: np.ndarray) -> None:
         """Credit every triplet's own reward to its band; update the bandit every N steps."""

@@ -51,8 +51,8 @@ def semi_hard_rewards(losses: np.ndarray, margin: float) -> np.ndarray:
     farther than the positive, but within the margin), else 0 (FaceNet, Schroff et al. 2015).
     Unlike the loss itself it does not pay most for the hardest band, whose negatives closer
     than the positive are known to stall triplet training."""
-    values = triplet_rewards(losses, margin) * margin
-    return ((values > 0) & (values < margin)).astype(np.float64)
+    rewards = triplet_rewards(losses, margin)
+    return ((rewards > 0) & (rewards < 1)).astype(np.float64)
 
 
 class UCBBandit:
