@@ -4,7 +4,8 @@ each city, mean ± standard deviation of the test figures.
 The runs of one city share the parameters and the budget (epochs, samples per epoch, early
 stopping on val recall@1); only the strategy and the seed differ (the seed drives the head's
 initialisation, the sampler and the bandit's ties). Strategies (training.params.SAMPLING_MODES):
-UCB over distance bands rewarded by the normalised loss (the original project's), UCB rewarded
+UCB over distance bands rewarded by the normalised loss (the original project's), the same with
+in-batch semi-hard negatives added to its triplets (the default), UCB rewarded
 by the semi-hard indicator, uniform bands, uniformly random negatives, and random triplets
 re-mined in the batch by pytorch-metric-learning's BatchEasyHardMiner (easy positives,
 semi-hard negatives).

@@ -81,6 +81,12 @@ class ModelConfig(_Section):
     backbone_output_size: PositiveInt | None = None
 
 
+SamplingName = Literal[
+    "ucb", "ucb_inbatch", "ucb_semihard", "uniform_bands", "random", "pml_semihard"
+]
+"""training.params.SAMPLING_MODES (this layer may not import training; a test keeps them equal)."""
+
+
 class TrainConfig(_Section):
     lr: Annotated[float, Field(gt=0)] = 1e-3
     max_epochs: PositiveInt = 30
@@ -90,6 +96,7 @@ class TrainConfig(_Section):
     warmup_epochs: NonNegativeInt = 1
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     difficulty_update_freq: PositiveInt = 10
+    sampling: SamplingName = "ucb_inbatch"
     eval_queries: PositiveInt | None = 10_000
     recall_radius_m: Annotated[float, Field(gt=0)] = 25.0
 

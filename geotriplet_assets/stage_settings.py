@@ -54,6 +54,7 @@ def settings_from_config(config: GeoTripletConfig, data_root: Path) -> TrainingS
         samples_per_epoch=config.train.samples_per_epoch,
         seed=config.train.seed,
         difficulty_update_freq=config.train.difficulty_update_freq,
+        sampling=config.train.sampling,
         precision=config.train.precision,
         auto_batch_size=config.auto_batch_size.enabled,
         auto_batch_size_mode=config.auto_batch_size.mode,

@@ -1,22 +1,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
-from geotriplet_assets.config import parse_config
+import pytest
+
+from geotriplet_assets.config import ConfigError, SamplingName, parse_config
 from geotriplet_assets.stage_settings import (
     params_from_config,
     settings_from_config,
     study_settings,
     study_storage_url,
 )
-from geotriplet_assets.training.params import HeadParams
+from geotriplet_assets.training.params import SAMPLING_MODES, HeadParams, TrainingSettings
 
 CONFIG = """
 data: {batch_size: 32, num_difficulty_levels: 7, ucb_alpha: 1.5}
 model: {embedding_size: 64, hidden_size: 300, dropout: 0.2, margin: 0.4}
 train: {lr: 0.002, weight_decay: 0.001, warmup_epochs: 2, max_epochs: 9,
         samples_per_epoch: 5000, seed: 3, difficulty_update_freq: 7, precision: 32,
-        eval_queries: 500}
+        eval_queries: 500, sampling: random}
 logging: {project_name: proj, exp_name: run1, offline: false}
 auto_batch_size: {enabled: true, mode: binsearch}
 serving: {locate_k: 12, locate_cluster_radius_m: 250}
@@ -43,6 +46,7 @@ def test_settings_come_from_the_config_with_tracking_under_the_data_root(tmp_pat
     settings = settings_from_config(parse_config(CONFIG), tmp_path)
     assert (settings.max_epochs, settings.samples_per_epoch, settings.seed) == (9, 5000, 3)
     assert settings.difficulty_update_freq == 7
+    assert settings.sampling == "random"
     assert settings.precision == "32"
     assert (settings.auto_batch_size, settings.auto_batch_size_mode) == (True, "binsearch")
     # the evaluation locates queries as the bundle's /locate will
@@ -73,3 +77,10 @@ def test_trials_are_tracked_in_the_optuna_project_and_group(tmp_path: Path) -> N
     settings = study_settings(config, tmp_path)
     assert (settings.tracking.project, settings.tracking.group) == ("tuning", "g1")
     assert settings.tracking.save_dir == tmp_path / "wandb"
+
+
+def test_the_config_offers_exactly_the_trainer_sampling_modes() -> None:
+    assert get_args(SamplingName) == SAMPLING_MODES
+    assert parse_config("{}").train.sampling == TrainingSettings().sampling
+    with pytest.raises(ConfigError, match="sampling"):
+        parse_config("train: {sampling: hardest}")

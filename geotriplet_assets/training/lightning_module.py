@@ -165,9 +165,15 @@ class TripletHeadModule(L.LightningModule):
     def training_step(self, batch: TripletTensors, batch_idx: int) -> torch.Tensor:
         if self.sampling == "pml_semihard":
             return self._mined_step(batch)
-        anchor, positive, negative = self._embed_triplets(batch)
+        rows, outputs, position = self._embed_batch(batch)
+        size = len(batch["anchor"])
+        anchor, positive, negative = (
+            outputs[position[start : start + size]] for start in (0, size, 2 * size)
+        )
         losses = self.loss_fn(anchor, positive, negative).float()
         loss = losses.mean()
+        if self.sampling == "ucb_inbatch":
+            loss = loss + self._mined_loss(rows, outputs)
         self._credit_bands(batch["band"].cpu().numpy(), losses.detach().cpu().numpy())
         self._epoch_loss_sum += float(loss.detach())
         self._epoch_steps += 1
@@ -175,33 +181,35 @@ class TripletHeadModule(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=size, prog_bar=True)
         return loss
 
-    def _embed_triplets(
+    def _embed_batch(
         self, batch: TripletTensors
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Head outputs of the three roles; an image used several times is embedded once."""
-        size = len(batch["anchor"])
+        """The batch's distinct image rows, their head outputs, and the position of each of
+        anchor, positive and negative (concatenated) among them: an image is embedded once."""
         rows = torch.cat((batch["anchor"], batch["positive"], batch["negative"]))
         unique_rows, position = torch.unique(rows, return_inverse=True)
         features = _float16_rows(self.train_embeddings, unique_rows.cpu().numpy())
-        outputs = self.head(self._to_device(features))[position]
-        return outputs[:size], outputs[size : 2 * size], outputs[2 * size :]
+        return unique_rows, self.head(self._to_device(features)), position
 
-    def _mined_step(self, batch: TripletTensors) -> torch.Tensor:
-        """The ablation's reference: for every image of the batch with another view in it, its
-        easiest positive and a semi-hard negative, mined by pytorch-metric-learning
-        (Xuan et al. 2020; labels: the images' targets)."""
+    def _mined_loss(self, rows: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """Mean margin loss of the triplets pytorch-metric-learning's BatchEasyHardMiner mines
+        among the batch's images (labels: their targets): for every image with another view in
+        the batch, its easiest positive and a semi-hard negative (Xuan et al. 2020)."""
         from pytorch_metric_learning.utils import loss_and_miner_utils
 
-        rows = torch.unique(torch.cat((batch["anchor"], batch["positive"], batch["negative"])))
-        outputs = self.head(self._to_device(_float16_rows(self.train_embeddings, rows.numpy())))
-        labels = torch.from_numpy(self.sampler.image_target[rows.numpy()]).to(self.device)
+        labels = torch.from_numpy(self.sampler.image_target[rows.cpu().numpy()]).to(self.device)
         anchor, positive, negative = loss_and_miner_utils.convert_to_triplets(
             self._miner(outputs.float(), labels), labels
         )
         if len(anchor) == 0:
-            loss = outputs.sum() * 0.0
-        else:
-            loss = self.loss_fn(outputs[anchor], outputs[positive], outputs[negative]).mean()
+            return outputs.sum() * 0.0
+        return self.loss_fn(outputs[anchor], outputs[positive], outputs[negative]).mean()
+
+    def _mined_step(self, batch: TripletTensors) -> torch.Tensor:
+        """The ablation's reference: random triplets, trained only on what is mined among their
+        images (`_mined_loss`)."""
+        rows, outputs, _ = self._embed_batch(batch)
+        loss = self._mined_loss(rows, outputs)
         self._epoch_loss_sum += float(loss.detach())
         self._epoch_steps += 1
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(rows))
@@ -210,7 +218,7 @@ class TripletHeadModule(L.LightningModule):
     @functools.cached_property
     def _miner(self) -> Any:
         """pml's BatchEasyHardMiner, O(n^2) in the batch (its TripletMarginMiner builds
-        O(n^3) masks: minutes per epoch at 768 images); imported only in that mode."""
+        O(n^3) masks: minutes per epoch at 768 images); imported only by the mining modes."""
         from pytorch_metric_learning import distances, miners
 
         return miners.BatchEasyHardMiner(

@@ -8,16 +8,20 @@ from typing import Literal
 
 from geotriplet_assets.bundle.locate import DEFAULT_CLUSTER_RADIUS_M, DEFAULT_LOCATE_K
 
-SamplingMode = Literal["ucb", "ucb_semihard", "uniform_bands", "random", "pml_semihard"]
+SamplingMode = Literal[
+    "ucb", "ucb_inbatch", "ucb_semihard", "uniform_bands", "random", "pml_semihard"
+]
 SAMPLING_MODES: tuple[SamplingMode, ...] = (
     "ucb",
+    "ucb_inbatch",
     "ucb_semihard",
     "uniform_bands",
     "random",
     "pml_semihard",
 )
 """How negatives are chosen: UCB over distance bands rewarded by the normalised loss (the
-original project's) or by the semi-hard indicator; uniformly over the bands; uniformly at
+original project's), the same plus in-batch semi-hard negatives mined among the step's images
+(the default), or rewarded by the semi-hard indicator; uniformly over the bands; uniformly at
 random; or random triplets re-mined in the batch by pytorch-metric-learning's
 BatchEasyHardMiner (easy positives, semi-hard negatives: a reference for the ablation)."""
 
@@ -96,7 +100,7 @@ class TrainingSettings:
     seed: int = 42
     difficulty_update_freq: int = 10
     precision: str = "16-mixed"
-    sampling: SamplingMode = "ucb"
+    sampling: SamplingMode = "ucb_inbatch"
     auto_batch_size: bool = False
     auto_batch_size_mode: Literal["power", "binsearch"] = "power"
     auto_batch_size_max_trials: int = 4

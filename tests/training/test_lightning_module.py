@@ -11,7 +11,7 @@ import torch
 from geotriplet_assets.training.lightning_module import TripletHeadModule
 from geotriplet_assets.training.params import SAMPLING_MODES, HeadParams
 from geotriplet_assets.training.split_data import TrainingData
-from geotriplet_assets.training.triplet_stream import TripletDataModule
+from geotriplet_assets.training.triplet_stream import TripletDataModule, triplet_tensors
 from geotriplet_assets.training.ucb_bandit import UCBBandit
 from tests.factories.toy_training_data import toy_training_data
 
@@ -148,3 +148,23 @@ def test_a_checkpoint_of_other_parameters_is_refused(data: TrainingData) -> None
     module.on_save_checkpoint(checkpoint)
     with pytest.raises(ValueError, match=r"margin: checkpoint 0\.9"):
         module.on_load_checkpoint(checkpoint)
+
+
+def test_ucb_inbatch_adds_the_mined_in_batch_loss_to_the_bandit_triplets(
+    data: TrainingData,
+) -> None:
+    plain = TripletHeadModule(data.train, data.val, PARAMS, sampling="ucb", seed=0)
+    mined = TripletHeadModule(data.train, data.val, PARAMS, sampling="ucb_inbatch", seed=0)
+    mined.head.load_state_dict(plain.head.state_dict())
+    plain.eval(), mined.eval()
+    triplets = plain.draw_triplets(128)
+    batch = triplet_tensors(triplets)
+    with torch.no_grad():
+        rows, outputs, _ = mined._embed_batch(batch)
+        in_batch = float(mined._mined_loss(rows, outputs))
+        plain_loss = float(plain.training_step(batch, 0))
+        mined_loss = float(mined.training_step(batch, 0))
+    assert in_batch > 0
+    assert mined_loss == pytest.approx(plain_loss + in_batch, rel=1e-5)
+    # both credit the bandit with the sampled triplets' own rewards, not the mined ones
+    np.testing.assert_allclose(mined.bandit._pending_rewards, plain.bandit._pending_rewards)
