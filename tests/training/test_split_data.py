@@ -20,9 +20,7 @@ from geotriplet_assets.training.params import HeadParams
 from geotriplet_assets.training.split_data import (
     TrainingDataError,
     load_training_data,
-    training_data_from_legacy,
 )
-from tests.factories.legacy_dataset import write_legacy_dataset
 
 MODEL = "tiny_backbone"
 DIM = 8
@@ -163,34 +161,6 @@ def test_missing_artefacts_name_the_asset_to_materialise(tmp_path: Path) -> None
         load_training_data(ArtefactLayout(tmp_path), MODEL)
 
 
-def test_a_legacy_file_becomes_training_data_with_exact_neighbours(tmp_path: Path) -> None:
-    images = _images()
-    path = tmp_path / "dataset.h5"
-    embeddings = np.stack([_vector_of(i) for i in images["image_id"]])
-    # The original split by TargetID alone: (1, t) and (2, t) always share a split.
-    write_legacy_dataset(
-        path,
-        embeddings=embeddings,
-        dataset_id=images["dataset_id"],
-        target_id=images["target_id"],
-        lat=images["lat"],
-        lon=images["lon"],
-        splits={"train": [100, 101, 102], "val": [103, 104], "test": [105]},
-    )
-    data = training_data_from_legacy(path, k=3)
-    assert data.source == f"legacy:{path}"
-    assert data.dim == DIM
-    assert data.train.n_targets == 6 and data.val.n_targets == 4 and data.test.n_targets == 2
-    assert data.test.neighbours.shape == (2, 1)
-    for split in (data.train, data.val, data.test):
-        # Targets sharing a TargetID in different datasets keep different labels.
-        assert len(np.unique(split.target_labels)) == split.n_targets
-        assert np.bincount(split.image_target).min() >= 2
-        expected = exact_knn(unit_vectors(split.target_lat, split.target_lon), 3)
-        np.testing.assert_array_equal(split.neighbours, expected.indices)
-        np.testing.assert_allclose(split.distances_m, expected.distances_m)
-
-
 def test_training_reads_each_split_through_a_memory_map_of_its_own_matrix(
     layout: ArtefactLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,10 +178,10 @@ def test_training_reads_each_split_through_a_memory_map_of_its_own_matrix(
     assert module.train_embeddings is data.train.embeddings
     assert all(buffer.shape != data.train.embeddings.shape for buffer in module.buffers())
     batch = module.draw_triplets(6)
-    anchor, _, _ = module._embed_triplets(
+    rows, outputs, position = module._embed_batch(
         {
             role: torch.from_numpy(getattr(batch, role))
             for role in ("anchor", "positive", "negative")
         }
     )
-    assert anchor.shape == (6, 4)
+    assert outputs.shape == (len(rows), 4) and position.shape == (18,)
