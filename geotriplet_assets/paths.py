@@ -25,6 +25,11 @@ class ArtefactLayout:
     def catalog_dir(self) -> Path:
         return self.root / "catalog"
 
+    @property
+    def legacy_rows_path(self) -> Path:
+        """Each image's row in the original project's dataset.h5 (when data.hdf5_path is set)."""
+        return self.catalog_dir / "legacy_rows.parquet"
+
     def embeddings_dir(self, model_name: str) -> Path:
         return self.root / "embeddings" / model_name
 

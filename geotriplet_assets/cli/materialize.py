@@ -25,7 +25,15 @@ from geotriplet_assets.paths import ArtefactLayout
 def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
     # Lightning sets its logger to INFO on import; its tips would break up the progress display
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if not config.input_dir.is_dir():
+    if config.data.hdf5_path:
+        source = config.resolve(config.data.hdf5_path)
+        if not source.is_file():
+            console.print(
+                f"[red]data.hdf5_path {source} does not exist[/red]: point it at a dataset.h5 "
+                "written by the original project, or unset it to catalogue data.input_dir"
+            )
+            return 1
+    elif not config.input_dir.is_dir():
         console.print(
             f"[red]input folder {config.input_dir} does not exist[/red]: point data.input_dir "
             "at your images, or run `geotriplet synth` to generate the demo city"

@@ -3,16 +3,20 @@
 import dagster as dg
 
 from geotriplet_assets.catalogue.image_catalog import (
+    Catalog,
     build_catalog,
     catalog_counts,
     read_catalog,
     write_catalog,
 )
+from geotriplet_assets.catalogue.legacy_catalog import legacy_catalog
+from geotriplet_assets.catalogue.legacy_dataset import LegacyDatasetError, read_legacy_dataset
+from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.metadata import counts_table, figure_markdown, preview_table
 from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
 from geotriplet_assets.defs.plots import region_maps
 from geotriplet_assets.defs.resources import GeoTripletSettings
-from geotriplet_assets.paths import dataset_partition_key
+from geotriplet_assets.paths import ArtefactLayout, dataset_partition_key, write_parquet_atomic
 
 REJECTION_WARNING_FRACTION = 0.05
 _PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "lon", "form"]
@@ -23,15 +27,16 @@ _PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "l
     kinds={"python", "parquet"},
     description=(
         "Every image under the input folder with its parsed `.txt` metadata (long 17-number "
-        "`d` line, optional `a` line, or the short `d` + `c` form). Rejected files are kept in "
-        "a rejection table with file, line and reason. Registers one `dataset_id` partition "
-        "per DatasetID found."
+        "`d` line, optional `a` line, or the short `d` + `c` form), or, when data.hdf5_path "
+        "names the original project's dataset.h5, every usable row of that file. Rejected "
+        "files (rows) are kept in a rejection table with file, line and reason. Registers one "
+        "`dataset_id` partition per DatasetID found."
     ),
 )
 def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config = settings.config
     layout = settings.layout
-    catalog = build_catalog(config.input_dir)
+    catalog = _catalog(config, layout)
     write_catalog(catalog, layout.catalog_dir)
 
     keys = sorted({dataset_partition_key(i) for i in catalog.images["dataset_id"].unique()})
@@ -45,7 +50,7 @@ def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSetting
     rejections = catalog.rejections
     return dg.MaterializeResult(
         metadata={
-            "input_dir": dg.MetadataValue.path(str(config.input_dir)),
+            "source": dg.MetadataValue.path(str(_source(config))),
             "path": dg.MetadataValue.path(str(layout.catalog_dir)),
             "images": counts["images"],
             "targets": counts["targets"],
@@ -63,6 +68,25 @@ def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSetting
             "partitions_added": dg.MetadataValue.json(new_keys),
         }
     )
+
+
+def _source(config: GeoTripletConfig):
+    return config.resolve(config.data.hdf5_path) if config.data.hdf5_path else config.input_dir
+
+
+def _catalog(config: GeoTripletConfig, layout: ArtefactLayout) -> Catalog:
+    """The .txt catalogue of the input folder, or that of data.hdf5_path (whose rows' places in
+    the file are written beside it)."""
+    if not config.data.hdf5_path:
+        layout.legacy_rows_path.unlink(missing_ok=True)
+        return build_catalog(config.input_dir)
+    try:
+        legacy = read_legacy_dataset(config.resolve(config.data.hdf5_path))
+    except LegacyDatasetError as error:
+        raise dg.Failure(f"data.hdf5_path: {error}") from error
+    catalog, rows = legacy_catalog(legacy, config.input_dir)
+    write_parquet_atomic(rows, layout.legacy_rows_path)
+    return catalog
 
 
 @dg.asset_check(

@@ -9,7 +9,7 @@ import pandas as pd
 from geotriplet_assets.catalogue.image_catalog import read_catalog
 from geotriplet_assets.defs.metadata import preview_table
 from geotriplet_assets.defs.resources import GeoTripletSettings
-from geotriplet_assets.defs.serving import require_pipeline_data, search_index
+from geotriplet_assets.defs.serving import search_index
 from geotriplet_assets.evaluation.retrieval_report import build_retrieval_report
 from geotriplet_assets.paths import atomic_path
 
@@ -30,11 +30,11 @@ from geotriplet_assets.paths import atomic_path
 )
 def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config, layout = settings.config, settings.layout
-    require_pipeline_data(config)
     catalog = read_catalog(layout.catalog_dir).images
     image_paths = {
         image_id: config.input_dir / path
         for image_id, path in zip(catalog["image_id"], catalog["path"], strict=True)
+        if path
     }
     report = build_retrieval_report(
         layout.bundles_dir,

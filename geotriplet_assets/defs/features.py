@@ -11,6 +11,11 @@ import pandas as pd
 
 from geotriplet_assets.bundle.preprocessing import DecodeLimits
 from geotriplet_assets.catalogue.image_catalog import read_catalog
+from geotriplet_assets.catalogue.legacy_catalog import SOURCE_ROW
+from geotriplet_assets.catalogue.legacy_dataset import (
+    LegacyDatasetError,
+    read_legacy_embeddings,
+)
 from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.catalogue import image_catalog
 from geotriplet_assets.defs.metadata import counts_table, file_size
@@ -28,6 +33,7 @@ from geotriplet_assets.features.embedding_store import (
     write_embedding_shard,
 )
 from geotriplet_assets.features.fingerprint import images_fingerprint
+from geotriplet_assets.paths import ArtefactLayout, read_parquet_artefact
 from geotriplet_assets.stage_settings import backbone_spec, decode_limits
 
 PROGRESS_LOG_INTERVAL_S = 10.0
@@ -143,6 +149,55 @@ def _embed_shard(
     return _Shard(path, run.embeddings, run.rejections, run.seconds, run.engine, run.device, False)
 
 
+def _legacy_shard(
+    context: dg.AssetExecutionContext,
+    embedder: Embedder,
+    images: pd.DataFrame,
+    config: GeoTripletConfig,
+    layout: ArtefactLayout,
+    path: Path,
+    attrs: dict[str, str | int],
+) -> _Shard:
+    """The partition's rows of data.hdf5_path copied into a shard: the file's embeddings stand
+    for the configured backbone's, so their width must be that backbone's."""
+    assert config.data.hdf5_path
+    source = config.resolve(config.data.hdf5_path)
+    started = time.perf_counter()
+    rows_of = read_parquet_artefact(layout.legacy_rows_path, "image_catalog").set_index(
+        "image_id"
+    )[SOURCE_ROW]
+    ids = images["image_id"].to_numpy(dtype=str)
+    missing = ~pd.Index(ids).isin(rows_of.index)
+    if missing.any():
+        raise dg.Failure(
+            f"{layout.legacy_rows_path} has no row for {ids[missing][0]}: materialise "
+            "image_catalog again"
+        )
+    rows = rows_of.loc[ids].to_numpy(dtype=np.int64)
+    order = np.argsort(rows)
+    try:
+        embeddings = read_legacy_embeddings(source, rows[order])
+    except LegacyDatasetError as error:
+        raise dg.Failure(f"data.hdf5_path: {error}") from error
+    if embeddings.shape[1] != embedder.dim:
+        raise dg.Failure(
+            f"{source} holds {embeddings.shape[1]}-d embeddings but model.backbone "
+            f"{embedder.model_name} produces {embedder.dim}-d features: set model.backbone to "
+            "the model the file was made with (uploaded photos are embedded by it)"
+        )
+    rejections = pd.DataFrame(columns=["image_id", "reason", "detail"])
+    write_embedding_shard(
+        path,
+        embeddings=embeddings,
+        image_ids=list(ids[order]),
+        rejections=rejections,
+        attrs={**attrs, "weights_source": f"legacy:{source}", "engine": "dataset.h5"},
+    )
+    context.log.info(f"wrote {path}: {len(ids)} embeddings copied from {source}")
+    seconds = time.perf_counter() - started
+    return _Shard(path, embeddings, rejections, seconds, "dataset.h5", "none", False)
+
+
 def _reusable_shard(
     context: dg.AssetExecutionContext, path: Path, fingerprint: str
 ) -> tuple[_Shard | None, str]:
@@ -179,7 +234,8 @@ def _sweep_temporaries(context: dg.AssetExecutionContext, path: Path) -> None:
     kinds={"pytorch", "onnx", "hdf5"},
     description=(
         "Precomputed timm backbone embeddings of one DatasetID (one HDF5 shard per partition, "
-        "written to a temporary file and renamed when complete). Undecodable, truncated, "
+        "written to a temporary file and renamed when complete), or that DatasetID's rows of "
+        "data.hdf5_path when it names the original project's dataset.h5. Undecodable, truncated, "
         "non-image, too-small and over-large images are rejected with their reason. A shard "
         "whose images, model, weights and preprocessing are unchanged is reused."
     ),
@@ -197,13 +253,18 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
         "min_side": config.embedding.min_side,
         "max_pixels": config.embedding.max_pixels,
     }
+    if config.data.hdf5_path:
+        identity["source"] = str(config.resolve(config.data.hdf5_path))
     fingerprint = images_fingerprint(images, identity)
     path = settings.layout.embedding_shard(embedder.model_name, dataset_id)
     _sweep_temporaries(context, path)
     shard, problem = _reusable_shard(context, path, fingerprint)
     if shard is None:
         attrs = {**identity, "dataset_id": dataset_id, "fingerprint": fingerprint}
-        shard = _embed_shard(context, embedder, images, config, path, attrs)
+        if config.data.hdf5_path:
+            shard = _legacy_shard(context, embedder, images, config, settings.layout, path, attrs)
+        else:
+            shard = _embed_shard(context, embedder, images, config, path, attrs)
     metadata = _shard_metadata(shard, images, embedder, partition, fingerprint)
     if problem:
         metadata["recomputed_because"] = problem

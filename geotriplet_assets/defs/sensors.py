@@ -54,6 +54,10 @@ def dataset_partition_keys(input_dir: Path) -> list[str]:
 def dataset_partitions_sensor(
     context: dg.SensorEvaluationContext, settings: GeoTripletSettings
 ) -> dg.SensorResult | dg.SkipReason:
+    if settings.config.data.hdf5_path:
+        return dg.SkipReason(
+            "data.hdf5_path is set: image_catalog registers the DatasetIDs of that file"
+        )
     input_dir = settings.config.input_dir
     if not input_dir.is_dir():
         return dg.SkipReason(f"input folder {input_dir} does not exist yet")

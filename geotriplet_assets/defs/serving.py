@@ -23,6 +23,7 @@ from geotriplet_assets.serving.serving_model import (
     export_serving_model,
     load_serving_network,
     parity_max_abs_diff,
+    synthetic_parity_images,
 )
 from geotriplet_assets.stage_settings import backbone_spec, decode_limits
 from geotriplet_assets.training.embedding_matrix import project_rows
@@ -33,14 +34,6 @@ UNASSIGNED_SPLIT = "unassigned"
 
 def head_path(config: GeoTripletConfig, layout: ArtefactLayout) -> Path:
     return layout.root / config.logging.checkpoint_dir / HEAD_FILE
-
-
-def require_pipeline_data(config: GeoTripletConfig) -> None:
-    if config.data.hdf5_path:
-        raise dg.Failure(
-            "the search bundle indexes the pipeline's own images; data.hdf5_path (the original "
-            "project's dataset.h5) has no image files to serve. Unset it to build a bundle."
-        )
 
 
 @dg.asset(
@@ -55,7 +48,6 @@ def require_pipeline_data(config: GeoTripletConfig) -> None:
 )
 def serving_model(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config, layout = settings.config, settings.layout
-    require_pipeline_data(config)
     started = time.perf_counter()
     network = load_serving_network(backbone_spec(config), head_path(config, layout))
     export_serving_model(network, layout.serving_model_path)
@@ -84,31 +76,43 @@ def serving_model(context: dg.AssetExecutionContext, settings: GeoTripletSetting
     asset=serving_model,
     blocking=True,
     description="ONNX Runtime's output of the exported serving model matches PyTorch's "
-    "(backbone + head) on real catalogue images within serving.parity_tolerance (max abs "
+    "(backbone + head) on real catalogue images (seeded synthetic ones when no photo is on "
+    "disk, as for a dataset.h5 alone) within serving.parity_tolerance (max abs "
     "difference over every output value); the result is recorded for the bundle's manifest.",
 )
 def serving_model_matches_pytorch(settings: GeoTripletSettings) -> dg.AssetCheckResult:
     config, layout = settings.config, settings.layout
     network = load_serving_network(backbone_spec(config), head_path(config, layout))
     images = read_catalog(layout.catalog_dir).images
-    paths = [
-        config.input_dir / path for path in images["path"].head(4 * config.serving.parity_images)
-    ]
-    pixels = decode_parity_images(
-        paths, network.preprocessing, decode_limits(config), config.serving.parity_images
-    )
+    present = images.loc[images["path"] != "", "path"]
+    paths = [config.input_dir / path for path in present.head(4 * config.serving.parity_images)]
+    if paths:
+        pixels = decode_parity_images(
+            paths, network.preprocessing, decode_limits(config), config.serving.parity_images
+        )
+        inputs = "catalogue images"
+    else:
+        # A dataset.h5 without its photos: compare on seeded synthetic pixels instead.
+        pixels = synthetic_parity_images(network.preprocessing, config.serving.parity_images)
+        inputs = "synthetic images (no catalogued photo on disk)"
     worst = parity_max_abs_diff(network, layout.serving_model_path, pixels)
     record = {
         "model_sha256": file_sha256(layout.serving_model_path),
         "max_abs_diff": worst,
         "images": len(pixels),
+        "inputs": inputs,
         "tolerance": config.serving.parity_tolerance,
     }
     with atomic_path(layout.parity_path) as temporary:
         temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return dg.AssetCheckResult(
         passed=worst <= config.serving.parity_tolerance,
-        metadata={"max_abs_diff": worst, "images": len(pixels), "tolerance": record["tolerance"]},
+        metadata={
+            "max_abs_diff": worst,
+            "images": len(pixels),
+            "inputs": inputs,
+            "tolerance": record["tolerance"],
+        },
     )
 
 
@@ -120,6 +124,10 @@ def _indexed_images(layout: ArtefactLayout) -> pd.DataFrame:
     images["split"] = images["target_index"].map(split_of_target).fillna(UNASSIGNED_SPLIT)
     catalog = read_catalog(layout.catalog_dir).images.set_index("image_id")["path"]
     images["path"] = images["image_id"].map(catalog)
+    if (images["path"] == "").any():
+        # Some originals are not on disk (a dataset.h5 without all its photos): the bundle then
+        # records none, and thumbnails and re-ranking answer that they are unavailable.
+        images = images.drop(columns="path")
     return images
 
 
@@ -138,7 +146,6 @@ def _indexed_images(layout: ArtefactLayout) -> pd.DataFrame:
 )
 def search_index(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config, layout = settings.config, settings.layout
-    require_pipeline_data(config)
     head = head_path(config, layout)
     info = _exported_model_info(layout, head)
     images = _indexed_images(layout)

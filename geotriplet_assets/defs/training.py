@@ -25,23 +25,13 @@ from geotriplet_assets.training.run_inputs import (
     same_inputs_as_before,
     training_inputs_fingerprint,
 )
-from geotriplet_assets.training.split_data import (
-    TrainingData,
-    load_training_data,
-    training_data_from_legacy,
-)
+from geotriplet_assets.training.split_data import TrainingData, load_training_data
 from geotriplet_assets.training.trainer import TrainingResult, train_projection_head
 
 TRAINING_UPSTREAM = [targets, dataset_splits, geo_neighbours]
 
 
 def training_data_for(config: GeoTripletConfig, layout: ArtefactLayout) -> TrainingData:
-    """The original project's dataset.h5 when `data.hdf5_path` names one, else the pipeline's
-    own artefacts."""
-    if config.data.hdf5_path:
-        return training_data_from_legacy(
-            config.resolve(config.data.hdf5_path), config.neighbours.k
-        )
     return load_training_data(layout, config.model.backbone)
 
 

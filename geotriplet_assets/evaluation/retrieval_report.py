@@ -217,13 +217,20 @@ def _upload_agreement(
     found: np.ndarray,
     query_rows: np.ndarray,
 ) -> dict[str, Any]:
-    """Query a sample of test images by their file bytes; compare with the indexed vectors."""
-    sample = query_rows[:count]
-    if len(sample) == 0:
+    """Query a sample of test images by their file bytes; compare with the indexed vectors.
+    Images without a file in IMAGE_PATHS (a dataset.h5 without its photos) are skipped."""
+    sample: list[tuple[int, Path]] = []
+    for position, row in enumerate(query_rows):
+        if len(sample) == count:
+            break
+        path = image_paths.get(bundle.images.image_id(int(row)))
+        if path is not None:
+            sample.append((position, path))
+    if not sample:
         return {"upload_queries": 0, "upload_min_cosine": None, "upload_top1_agreement": None}
     cosines, same_top1 = [], []
-    for position, row in enumerate(sample):
-        path = image_paths[bundle.images.image_id(int(row))]
+    for position, path in sample:
+        row = query_rows[position]
         vector = bundle.embed(bundle.decode(path.read_bytes())[None])[0]
         cosines.append(float(vector @ bundle.vector(int(row))))
         (hits,) = bundle.search(

@@ -96,6 +96,17 @@ def decode_parity_images(
     return np.stack(crops)
 
 
+def synthetic_parity_images(preprocessing: Preprocessing, count: int, seed: int = 0) -> np.ndarray:
+    """COUNT seeded (N, H, W, 3) uint8 images, gradients under noise, for the parity check
+    when no photo is on disk: both runtimes see the same pixels, which is all it compares."""
+    height, width = preprocessing.input_size[-2:]
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    images = rng.normal(0, 40, size=(count, height, width, 3)).astype(np.float32)
+    images += ramp * rng.uniform(0.2, 1.0, size=(count, 1, 1, 3)).astype(np.float32)
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
 @torch.no_grad()
 def parity_max_abs_diff(network: ServingNetwork, onnx_path: Path, pixels: np.ndarray) -> float:
     """Largest |ONNX Runtime - PyTorch| over every output value for PIXELS."""

@@ -1,4 +1,4 @@
-"""Per-split training data for the projection head, from pipeline artefacts or a legacy HDF5.
+"""Per-split training data for the projection head, from the pipeline's artefacts.
 
 Within a split, targets are numbered locally 0..n_targets-1 (the order of the
 split's neighbour graph); `target_labels` maps them back to global target
@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from geotriplet_assets.geodesy import unit_vectors
 from geotriplet_assets.geography.neighbour_store import SplitNeighbours, read_neighbours
-from geotriplet_assets.geography.neighbours import exact_knn
 from geotriplet_assets.geography.splits import SPLIT_NAMES
-from geotriplet_assets.geography.targets import build_targets, target_index_of_images
 from geotriplet_assets.paths import ArtefactLayout, read_parquet_artefact
 from geotriplet_assets.training.embedding_matrix import EmbeddingMatrixError, write_split_matrix
-from geotriplet_assets.training.legacy_dataset import read_legacy_dataset
 
 
 class TrainingDataError(ValueError):
@@ -155,48 +150,4 @@ def load_training_data(layout: ArtefactLayout, model_name: str) -> TrainingData:
         dim=int(parts["train"].embeddings.shape[1]),
         source=f"pipeline:{layout.root}",
         model_name=model_name,
-    )
-
-
-def training_data_from_legacy(path: Path, k: int) -> TrainingData:
-    """Train/val/test data from a dataset.h5 of the original project (KNN recomputed exactly)."""
-    legacy = read_legacy_dataset(path)
-    images = pd.DataFrame(
-        {
-            "image_id": np.asarray(legacy.image_ids, dtype=str),
-            "dataset_id": np.asarray(legacy.dataset_id, dtype=np.int64),
-            "target_id": np.asarray(legacy.target_id, dtype=np.int64),
-            "lat": np.asarray(legacy.lat, dtype=np.float64),
-            "lon": np.asarray(legacy.lon, dtype=np.float64),
-        }
-    )
-    targets = build_targets(images)
-    image_target = target_index_of_images(images, targets)
-    split_of_image = np.asarray(legacy.split, dtype=str)
-    target_coordinates = targets.set_index("target_index")[["lat", "lon"]]
-    parts = {}
-    for name in SPLIT_NAMES:
-        in_split = split_of_image == name
-        split_targets = np.unique(image_target[in_split])
-        if split_targets.size == 0:
-            raise TrainingDataError(f"{path} has no {name!r} image")
-        chosen = target_coordinates.loc[split_targets]
-        graph = exact_knn(unit_vectors(chosen["lat"], chosen["lon"]), k)
-        neighbours = SplitNeighbours.from_graph(split_targets, graph)
-        rows = np.flatnonzero(in_split)
-        parts[name] = _split_data(
-            lambda chosen, rows=rows: np.ascontiguousarray(
-                legacy.embeddings[rows[chosen]], dtype=np.float16
-            ),
-            images.iloc[rows].reset_index(drop=True),
-            image_target[rows],
-            neighbours,
-            target_coordinates,
-            name,
-        )
-    return TrainingData(
-        **parts,
-        dim=int(np.shape(legacy.embeddings)[1]),
-        source=f"legacy:{path}",
-        model_name="legacy",
     )

@@ -76,6 +76,19 @@ def test_skips_with_the_reason_while_there_is_nothing_to_register(tmp_path: Path
         assert "every image was rejected" in empty.skip_message
 
 
+def test_with_a_dataset_h5_the_folder_is_not_scanned(tmp_path: Path) -> None:
+    city = tmp_path / "city"
+    _photo(city / "a", "d 3 1 1\nc 45.50 -73.58\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"data: {{root: {tmp_path / 'data'}, input_dir: {city}, hdf5_path: dataset.h5}}\n"
+    )
+    with dg.instance_for_test() as instance:
+        result = _evaluate(instance, GeoTripletSettings(config_path=str(config)))
+        assert isinstance(result, dg.SkipReason)
+        assert "data.hdf5_path is set" in result.skip_message
+
+
 def test_the_code_location_runs_the_sensor_from_the_start() -> None:
     repository = build_definitions().get_repository_def()
     sensor = repository.get_sensor_def(dataset_partitions_sensor.name)

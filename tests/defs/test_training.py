@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import optuna
-import pandas as pd
 import pytest
 
-from geotriplet_assets.features.embedding_store import read_embedding_shard
 from tests.factories.tiny_city import TinyCityPipeline, materialization_metadata
 
 pytestmark = pytest.mark.slow
@@ -78,57 +75,3 @@ def test_the_optuna_search_feeds_its_best_parameters_to_the_head(
     head = materialization_metadata(pipeline.instance, "projection_head")
     assert head["params_source"] == "optuna study e2e"
     assert head["params"]["lr"] == pytest.approx(study.best_params["lr"])
-
-
-def test_the_head_trains_on_a_dataset_h5_in_the_original_schema(
-    pipeline: TinyCityPipeline,
-) -> None:
-    from geotriplet_assets.definitions import build_definitions
-    from tests.factories.legacy_dataset import write_legacy_dataset
-
-    images = pd.read_parquet(pipeline.layout.embedded_images_path)
-    embeddings = np.concatenate(
-        [
-            read_embedding_shard(pipeline.layout.embedding_shard(MODEL, int(i))).embeddings[
-                images.loc[images["dataset_id"] == i, "shard_row"]
-            ]
-            for i in sorted(images["dataset_id"].unique())
-        ]
-    )
-    images = images.sort_values(["dataset_id", "shard_row"], kind="stable")
-    # the original split by TargetID alone, whatever the DatasetID
-    target_ids = sorted(set(images["target_id"]))
-    by_split = {
-        "train": [t for t in target_ids if t % 5 < 3],
-        "val": [t for t in target_ids if t % 5 == 3],
-        "test": [t for t in target_ids if t % 5 == 4],
-    }
-    legacy = pipeline.root / "original" / "dataset.h5"
-    legacy.parent.mkdir()
-    write_legacy_dataset(
-        legacy,
-        embeddings=embeddings,
-        dataset_id=images["dataset_id"],
-        target_id=images["target_id"],
-        lat=images["lat"],
-        lon=images["lon"],
-        splits=by_split,
-    )
-    config_path = pipeline.root / "legacy.yaml"
-    config_path.write_text(
-        pipeline.config_path.read_text().replace(
-            "batch_size: 64", f"batch_size: 64, hdf5_path: {legacy}"
-        )
-        + "logging: {checkpoint_dir: checkpoints-legacy}\n"
-    )
-    definitions = build_definitions(str(config_path))
-    result = dg.materialize(
-        [*definitions.assets],
-        selection=["projection_head"],
-        instance=pipeline.instance,
-        resources={"settings": definitions.resources["settings"]},
-    )
-    assert result.success
-    head = materialization_metadata(pipeline.instance, "projection_head")
-    assert head["data_source"] == f"legacy:{legacy}"
-    assert 0.0 < head["test_recall_at_1"] <= 1.0

@@ -1,5 +1,5 @@
 """Write a `dataset.h5` in the original project's schema, its wrong KNN included, for the
-compatibility tests of `geotriplet_assets.training.legacy_dataset`."""
+compatibility tests of `geotriplet_assets.catalogue.legacy_dataset`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial.distance import cdist
 
+from geotriplet_assets.catalogue.legacy_dataset import EMBEDDINGS, VALID_INDICES
 from geotriplet_assets.paths import atomic_path
-from geotriplet_assets.training.legacy_dataset import EMBEDDINGS, VALID_INDICES
 
 ORIGINAL_KNN_K = 50
 

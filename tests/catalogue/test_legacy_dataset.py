@@ -6,14 +6,15 @@ import pandas as pd
 import pytest
 from scipy.spatial import distance
 
-from geotriplet_assets.training.legacy_dataset import (
+from geotriplet_assets.catalogue.legacy_dataset import (
     BAD_COORDINATES,
-    NO_SPLIT,
+    DUPLICATE_IMAGE_ID,
     NON_FINITE_EMBEDDING,
     NOT_VALID,
     ZERO_EMBEDDING,
     LegacyDatasetError,
     read_legacy_dataset,
+    read_legacy_embeddings,
 )
 from tests.factories.legacy_dataset import write_legacy_dataset
 
@@ -166,10 +167,12 @@ def test_round_trip_keeps_every_row(tmp_path: Path) -> None:
 
     assert data.dropped_rows == 0
     assert set(data.dropped_reason.values()) == {0}
-    np.testing.assert_array_equal(data.embeddings, embeddings)
-    assert data.embeddings.dtype == np.float32
-    assert data.split.tolist() == ["train"] * 7 + ["val", "test"]
+    assert data.dim == 6 and data.dtype == np.float32
+    np.testing.assert_array_equal(read_legacy_embeddings(path, data.source_row), embeddings)
     assert data.image_ids[0] == "0001/0001/0000_0"
+    assert data.files[0] == "0001/0001/0000_0.jpg"
+    np.testing.assert_array_equal(data.patch_id, frame["PatchID"])
+    np.testing.assert_array_equal(data.street_view_id, frame["StreetViewID"])
     assert data.image_ids[-1] == "0002/0002/0008_0"
     np.testing.assert_array_equal(data.dataset_id, frame["DatasetID"])
     np.testing.assert_array_equal(data.target_id, frame["TargetID"])
@@ -200,9 +203,12 @@ def test_original_file_drops_failed_images(tmp_path: Path) -> None:
     assert data.dropped_reason[NOT_VALID] == 1
     assert data.dropped_reason[ZERO_EMBEDDING] == 1
     assert data.source_row.tolist() == [0, 1, 3, 4, 6, 7, 8]
-    assert data.embeddings.dtype == np.float16
-    np.testing.assert_array_equal(data.embeddings, embeddings[data.source_row].astype(np.float16))
-    assert data.split.tolist() == ["train"] * 5 + ["val", "test"]
+    assert data.dropped[NOT_VALID].tolist() == [2] and data.dropped[ZERO_EMBEDDING].tolist() == [5]
+    assert data.dtype == np.float16
+    np.testing.assert_array_equal(
+        read_legacy_embeddings(path, data.source_row),
+        embeddings[data.source_row].astype(np.float16).astype(np.float32),
+    )
 
 
 def test_knn_datasets_are_not_needed(tmp_path: Path) -> None:
@@ -215,25 +221,48 @@ def test_knn_datasets_are_not_needed(tmp_path: Path) -> None:
     assert read_legacy_dataset(path).dropped_rows == 0
 
 
-def test_rows_without_split_or_with_bad_values_are_dropped(tmp_path: Path) -> None:
+def test_rows_with_bad_values_or_a_repeated_file_are_dropped_and_splits_ignored(
+    tmp_path: Path,
+) -> None:
     frame, embeddings = images_frame(), backbone(9)
     frame.loc[3, "Target Point Latitude"] = np.nan
+    frame.loc[8, "Image filename"] = frame.loc[7, "Image filename"]
     embeddings[6, 2] = np.inf
     path = tmp_path / "dataset.h5"
     write_with_module(path, frame, embeddings)
     with h5py.File(path, "a") as f:
-        f["metadata/TargetID"][8] = 99
+        f["metadata/TargetID"][5] = 99  # in no split of the file: the pipeline splits anyway
+        del f["splits"]
     data = read_legacy_dataset(path)
 
     assert data.dropped_reason == {
         NOT_VALID: 0,
         BAD_COORDINATES: 1,
-        NO_SPLIT: 1,
         ZERO_EMBEDDING: 0,
         NON_FINITE_EMBEDDING: 1,
+        DUPLICATE_IMAGE_ID: 1,
     }
     assert data.dropped_rows == 3
     assert data.source_row.tolist() == [0, 1, 2, 4, 5, 7]
+    assert data.target_id.tolist() == [7, 7, 11, 7, 99, 13]
+
+
+def test_embeddings_are_read_back_by_row_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geotriplet_assets.catalogue import legacy_dataset
+
+    monkeypatch.setattr(legacy_dataset, "_READ_BLOCK_ROWS", 2)
+    frame, embeddings = images_frame(), backbone(9)
+    path = tmp_path / "dataset.h5"
+    write_with_module(path, frame, embeddings)
+    rows = np.array([0, 3, 4, 5, 8])
+
+    np.testing.assert_array_equal(read_legacy_embeddings(path, rows), embeddings[rows])
+    with pytest.raises(ValueError, match="ascending"):
+        read_legacy_embeddings(path, np.array([3, 1]))
+    with pytest.raises(LegacyDatasetError, match="rows up to 9"):
+        read_legacy_embeddings(path, np.array([1, 9]))
 
 
 def test_ids_fall_back_to_row_numbers(tmp_path: Path) -> None:
@@ -264,8 +293,7 @@ def test_missing_datasets_are_named(tmp_path: Path) -> None:
         (lambda f: f["metadata"].__delitem__("DatasetID"), "metadata/DatasetID"),
         (lambda f: _replace(f, "metadata/DatasetID", np.arange(4)), r"shape \(4,\)"),
         (lambda f: _replace(f, "images/valid_indices", np.array([0, 9])), "row 9"),
-        (lambda f: _replace(f, "splits/val", np.array([7])), "TargetID 7 is in splits/train"),
-        (lambda f: _replace(f, "splits/test", np.array([1.5])), "splits/test"),
+        (lambda f: _replace(f, "metadata/PatchID", np.ones(9)), "metadata/PatchID"),
         (lambda f: f.attrs.__setitem__("backbone_output_size", 512), "backbone_output_size"),
         (lambda f: _replace(f, "backbone_embeddings", np.ones(9)), "2-d float"),
     ],

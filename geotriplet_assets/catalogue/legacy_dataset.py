@@ -14,9 +14,15 @@ The original preprocessing wrote one HDF5 file:
   degrees, gzip level 4, chunks (min(1024, n), k);
 - `images/valid_indices` int64 rows whose image decoded.
 
-The reader ignores `target_id_order_*` and `knn_*`: their metric is wrong (degrees,
-not metres) and they merge targets that share a TargetID across DatasetIDs. Exact
-great-circle neighbours are rebuilt from the per-image lat/lon it returns.
+The reader ignores `splits/*`, `target_id_order_*` and `knn_*`: the splits are by TargetID
+alone, so targets sharing a TargetID across DatasetIDs share a split and neighbouring
+buildings straddle train and test; the KNN's metric is wrong (degrees, not metres). The
+pipeline splits and builds exact great-circle neighbours from the per-image lat/lon, as for
+its own data.
+
+Only the metadata columns are held in memory. The embeddings (77 GB at 25 M x 768 float32)
+are scanned once in blocks for failed rows and later read back in blocks, partition by
+partition (`read_legacy_embeddings`).
 """
 
 from __future__ import annotations
@@ -28,8 +34,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-
-from geotriplet_assets.geography.splits import SPLIT_NAMES
 
 EMBEDDINGS = "backbone_embeddings"
 VALID_INDICES = "images/valid_indices"
@@ -48,15 +52,20 @@ REQUIRED_DATASETS = (
     LATITUDE,
     LONGITUDE,
     VALID_INDICES,
-    *(f"splits/{name}" for name in SPLIT_NAMES),
 )
 
 NOT_VALID = "not_in_valid_indices"
 ZERO_EMBEDDING = "zero_embedding"
 NON_FINITE_EMBEDDING = "non_finite_embedding"
 BAD_COORDINATES = "bad_coordinates"
-NO_SPLIT = "target_in_no_split"
-DROP_REASONS = (NOT_VALID, BAD_COORDINATES, NO_SPLIT, ZERO_EMBEDDING, NON_FINITE_EMBEDDING)
+DUPLICATE_IMAGE_ID = "duplicate_image_id"
+DROP_REASONS = (
+    NOT_VALID,
+    BAD_COORDINATES,
+    ZERO_EMBEDDING,
+    NON_FINITE_EMBEDDING,
+    DUPLICATE_IMAGE_ID,
+)
 """Why a row is dropped, in the order checked: each row counts under its first reason."""
 
 _READ_BLOCK_ROWS = 1 << 16
@@ -68,18 +77,30 @@ class LegacyDatasetError(ValueError):
 
 @dataclass(frozen=True)
 class LegacyDataset:
-    """The usable images of a legacy file, one entry per image in file row order."""
+    """The usable images of a legacy file, one entry per image in file row order; the
+    embeddings stay in the file (`read_legacy_embeddings`)."""
 
-    embeddings: np.ndarray  # (N, D) as stored: float32 or float16
+    path: Path
+    dim: int
+    dtype: np.dtype
     image_ids: np.ndarray  # str: "<Subpath>/<file stem>" or "row-<i>"
+    files: np.ndarray  # str: "<Subpath>/<Image filename>", "" where the file names none
     dataset_id: np.ndarray  # int64
     target_id: np.ndarray  # int64, unique only within a dataset_id
+    patch_id: np.ndarray  # int64 (0 where the file has no PatchID)
+    street_view_id: np.ndarray  # int64 (-1 where the file has no StreetViewID)
     lat: np.ndarray  # float64 degrees of the target point
     lon: np.ndarray  # float64
-    split: np.ndarray  # str: train / val / test
     source_row: np.ndarray  # int64 row in the legacy file
-    dropped_rows: int = 0
-    dropped_reason: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, np.ndarray] = field(default_factory=dict)  # reason -> source rows
+
+    @property
+    def dropped_rows(self) -> int:
+        return sum(len(rows) for rows in self.dropped.values())
+
+    @property
+    def dropped_reason(self) -> dict[str, int]:
+        return {reason: len(rows) for reason, rows in self.dropped.items()}
 
     def target_codes(self) -> np.ndarray:
         """Dense int64 target labels 0..T-1 of the (dataset_id, target_id) pairs."""
@@ -88,15 +109,9 @@ class LegacyDataset:
 
 
 def read_legacy_dataset(path: Path) -> LegacyDataset:
-    """Read the usable rows of an original-schema dataset.h5; see the module docstring."""
+    """The usable rows of an original-schema dataset.h5; see the module docstring."""
     path = Path(path)
-    if not path.is_file():
-        raise LegacyDatasetError(f"{path} does not exist or is not a file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise LegacyDatasetError(f"{path} is not a readable HDF5 file: {error}") from error
-    with handle:
+    with _open(path) as handle:
         _require(handle, path, REQUIRED_DATASETS)
         embeddings = handle[EMBEDDINGS]
         if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
@@ -104,28 +119,69 @@ def read_legacy_dataset(path: Path) -> LegacyDataset:
                 f"{path}: {EMBEDDINGS} must be a 2-d float array, "
                 f"got shape {embeddings.shape} dtype {embeddings.dtype}"
             )
-        n_rows = embeddings.shape[0]
-        _check_output_size(handle, path, embeddings.shape[1])
+        n_rows, dim = embeddings.shape
+        _check_output_size(handle, path, dim)
         columns = _read_columns(handle, path, n_rows)
         valid = _valid_rows(handle, path, n_rows)
-        split = _split_of_rows(handle, path, columns[TARGET_ID])
-        keep, dropped = _metadata_keep(valid, columns, split)
-        kept_embeddings, dropped_embeddings = _read_kept_embeddings(embeddings, keep)
-        image_ids = _image_ids(handle, path, n_rows)
+        keep, dropped = _metadata_keep(valid, columns)
+        dropped |= _scan_embeddings(embeddings, keep)
+        image_ids, files = _image_ids(handle, path, n_rows)
+        dropped[DUPLICATE_IMAGE_ID] = _drop_duplicate_ids(image_ids, keep)
+        patch_id = _optional_ids(handle, path, PATCH_ID, n_rows, 0)
+        street_view_id = _optional_ids(handle, path, STREET_VIEW_ID, n_rows, -1)
+        dtype = embeddings.dtype
 
     rows = np.flatnonzero(keep)
     return LegacyDataset(
-        embeddings=kept_embeddings,
+        path=path,
+        dim=int(dim),
+        dtype=dtype,
         image_ids=image_ids[rows],
+        files=files[rows],
         dataset_id=columns[DATASET_ID][rows],
         target_id=columns[TARGET_ID][rows],
+        patch_id=patch_id[rows],
+        street_view_id=street_view_id[rows],
         lat=columns[LATITUDE][rows],
         lon=columns[LONGITUDE][rows],
-        split=np.asarray(SPLIT_NAMES)[split[rows]],
         source_row=rows.astype(np.int64),
-        dropped_rows=int(n_rows - rows.size),
-        dropped_reason=dropped | dropped_embeddings,
+        dropped=dropped,
     )
+
+
+def read_legacy_embeddings(path: Path, rows: np.ndarray) -> np.ndarray:
+    """float32 embeddings of the file's ROWS (ascending source rows), read block by block so
+    only the rows asked for are held."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size and (np.diff(rows) <= 0).any():
+        raise ValueError("read_legacy_embeddings needs strictly ascending rows")
+    with _open(path) as handle:
+        _require(handle, path, (EMBEDDINGS,))
+        embeddings = handle[EMBEDDINGS]
+        if rows.size and (rows[0] < 0 or rows[-1] >= embeddings.shape[0]):
+            raise LegacyDatasetError(
+                f"{path}: rows up to {int(rows[-1])} asked for, the file has "
+                f"{embeddings.shape[0]}; materialise image_catalog again"
+            )
+        out = np.empty((rows.size, embeddings.shape[1]), dtype=np.float32)
+        filled = 0
+        while filled < rows.size:
+            start = int(rows[filled])
+            end = min(start + _READ_BLOCK_ROWS, embeddings.shape[0])
+            count = int(np.searchsorted(rows, end) - filled)
+            block = embeddings[start:end]
+            out[filled : filled + count] = block[rows[filled : filled + count] - start]
+            filled += count
+    return out
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise LegacyDatasetError(f"{path} does not exist or is not a file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise LegacyDatasetError(f"{path} is not a readable HDF5 file: {error}") from error
 
 
 def _require(handle: h5py.File, path: Path, names: Sequence[str]) -> None:
@@ -182,86 +238,73 @@ def _valid_rows(handle: h5py.File, path: Path, n_rows: int) -> np.ndarray:
     return valid
 
 
-def _split_of_rows(handle: h5py.File, path: Path, target_id: np.ndarray) -> np.ndarray:
-    """Index into SPLIT_NAMES per row; -1 where the row's TargetID is in no split."""
-    members = []
-    for name in SPLIT_NAMES:
-        dataset = handle[f"splits/{name}"]
-        if dataset.ndim != 1 or dataset.dtype.kind not in "iu":
-            raise LegacyDatasetError(
-                f"{path}: splits/{name} must be 1-d integer TargetIDs, "
-                f"got shape {dataset.shape} dtype {dataset.dtype}"
-            )
-        members.append(np.unique(dataset[()].astype(np.int64)))
-    values, counts = np.unique(np.concatenate(members), return_counts=True)
-    if (counts > 1).any():
-        shared = int(values[counts > 1][0])
-        where = [
-            f"splits/{name}" for name, m in zip(SPLIT_NAMES, members, strict=True) if shared in m
-        ]
-        raise LegacyDatasetError(f"{path}: TargetID {shared} is in {' and '.join(where)}")
-    split = np.full(target_id.shape, -1, dtype=np.int64)
-    for number, targets in enumerate(members):
-        split[np.isin(target_id, targets)] = number
-    return split
-
-
 def _metadata_keep(
-    valid: np.ndarray, columns: Mapping[str, np.ndarray], split: np.ndarray
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Rows that pass the metadata checks, and how many rows each check dropped."""
+    valid: np.ndarray, columns: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rows that pass the metadata checks, and the rows each check dropped."""
     lat, lon = columns[LATITUDE], columns[LONGITUDE]
     good_coordinates = (
         np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     )
     keep = np.ones(valid.shape, dtype=bool)
-    dropped: dict[str, int] = {}
-    for reason, failed in (
-        (NOT_VALID, ~valid),
-        (BAD_COORDINATES, ~good_coordinates),
-        (NO_SPLIT, split < 0),
-    ):
-        dropped[reason] = int(np.count_nonzero(keep & failed))
+    dropped: dict[str, np.ndarray] = {}
+    for reason, failed in ((NOT_VALID, ~valid), (BAD_COORDINATES, ~good_coordinates)):
+        dropped[reason] = np.flatnonzero(keep & failed)
         keep &= ~failed
     return keep, dropped
 
 
-def _read_kept_embeddings(
-    embeddings: h5py.Dataset, keep: np.ndarray
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Kept rows, read in contiguous blocks; all-zero or non-finite rows are cleared from keep."""
-    kept = np.empty((int(keep.sum()), embeddings.shape[1]), dtype=embeddings.dtype)
-    dropped = {ZERO_EMBEDDING: 0, NON_FINITE_EMBEDDING: 0}
-    filled = 0
+def _scan_embeddings(embeddings: h5py.Dataset, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """Clear all-zero (a failed image) and non-finite rows from KEEP, reading in blocks."""
+    zero_rows, non_finite_rows = [], []
     for start in range(0, keep.size, _READ_BLOCK_ROWS):
         mask = keep[start : start + _READ_BLOCK_ROWS]  # a view: clearing it clears keep
         if not mask.any():
             continue
-        block = embeddings[start : start + mask.size][mask]
-        zero = ~block.any(axis=1)
-        non_finite = ~zero & ~np.isfinite(block).all(axis=1)
-        dropped[ZERO_EMBEDDING] += int(zero.sum())
-        dropped[NON_FINITE_EMBEDDING] += int(non_finite.sum())
-        good = ~(zero | non_finite)
-        mask[np.flatnonzero(mask)[~good]] = False
-        kept[filled : filled + int(good.sum())] = block[good]
-        filled += int(good.sum())
-    return (kept if filled == len(kept) else kept[:filled].copy()), dropped
+        block = embeddings[start : start + mask.size]
+        zero = mask & ~block.any(axis=1)
+        non_finite = mask & ~zero & ~np.isfinite(block).all(axis=1)
+        zero_rows.append(start + np.flatnonzero(zero))
+        non_finite_rows.append(start + np.flatnonzero(non_finite))
+        mask &= ~(zero | non_finite)
+    empty = np.zeros(0, dtype=np.int64)
+    return {
+        ZERO_EMBEDDING: np.concatenate(zero_rows) if zero_rows else empty,
+        NON_FINITE_EMBEDDING: np.concatenate(non_finite_rows) if non_finite_rows else empty,
+    }
 
 
-def _image_ids(handle: h5py.File, path: Path, n_rows: int) -> np.ndarray:
-    """'<Subpath>/<stem>' (the id the catalogue gives the same file) or 'row-<i>'."""
+def _drop_duplicate_ids(image_ids: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Clear from KEEP every kept row whose image id an earlier kept row has; their rows."""
+    rows = np.flatnonzero(keep)
+    _, first = np.unique(image_ids[rows], return_index=True)
+    later = np.setdiff1d(np.arange(rows.size), first)
+    keep[rows[later]] = False
+    return rows[later].astype(np.int64)
+
+
+def _optional_ids(
+    handle: h5py.File, path: Path, name: str, n_rows: int, missing: int
+) -> np.ndarray:
+    if not isinstance(handle.get(name), h5py.Dataset):
+        return np.full(n_rows, missing, dtype=np.int64)
+    return _column(handle, path, name, n_rows, "iu").astype(np.int64)
+
+
+def _image_ids(handle: h5py.File, path: Path, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, '<Subpath>/<stem>' (the id the catalogue gives the same file) or 'row-<i>',
+    and '<Subpath>/<Image filename>' (or '')."""
     names = [IMAGE_FILENAME, SUBPATH]
     if not all(isinstance(handle.get(name), h5py.Dataset) for name in names):
-        return np.asarray([f"row-{row}" for row in range(n_rows)], dtype=str)
+        ids = np.asarray([f"row-{row}" for row in range(n_rows)], dtype=str)
+        return ids, np.full(n_rows, "", dtype=object)
     filenames, subpaths = (_column(handle, path, name, n_rows, "OSU") for name in names)
-    return np.asarray(
-        [
-            _image_id(_text(folder), _text(name))
-            for folder, name in zip(subpaths, filenames, strict=True)
-        ],
-        dtype=str,
-    )
+    ids, files = [], []
+    for folder, name in zip(subpaths, filenames, strict=True):
+        folder, name = _text(folder), _text(name)
+        ids.append(_image_id(folder, name))
+        files.append(name if folder in ("", ".") else f"{folder.rstrip('/')}/{name}")
+    return np.asarray(ids, dtype=str), np.asarray(files, dtype=object)
 
 
 def _text(value: Any) -> str:
