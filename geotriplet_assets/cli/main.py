@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth = _command(commands, "synth", "generate the synthetic demo city")
     synth.add_argument("--out", help="output folder (default: the config's data.input_dir)")
     synth.add_argument(
-        "--preset", choices=list(SYNTH_PRESETS), help="size (default: synth.preset)"
+        "--preset",
+        choices=[*SYNTH_PRESETS, "scale"],
+        help="size (default: synth.preset); scale: --images cheap 48 px photos for scale runs",
     )
+    synth.add_argument("--images", type=int, help="how many photos the scale preset writes")
     synth.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
     synth.add_argument("--workers", type=int, default=2, help="generator processes")
 

@@ -8,20 +8,33 @@ from pathlib import Path
 from geotriplet_assets.cli.console import console, progress_display
 from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.synth import SynthConfig, generate_city
+from geotriplet_assets.synth.scale_city import generate_scale_city
 
 
 def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve() if args.out else config.input_dir
     preset = args.preset or config.synth.preset
     seed = config.synth.seed if args.seed is None else args.seed
-    synth_config = SynthConfig.preset(preset, seed=seed)
+    if (preset == "scale") != (args.images is not None):
+        console.print("[red]--images goes with --preset scale, and --preset scale needs it[/red]")
+        return 2
     with progress_display() as progress:
         task = progress.add_task(f"generating {preset} city", total=None)
 
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        summary = generate_city(out_dir, synth_config, progress=on_progress, workers=args.workers)
+        if preset == "scale":
+            summary = generate_scale_city(
+                out_dir, args.images, seed=seed, workers=args.workers, progress=on_progress
+            )
+        else:
+            summary = generate_city(
+                out_dir,
+                SynthConfig.preset(preset, seed=seed),
+                progress=on_progress,
+                workers=args.workers,
+            )
     console.print(
         f"[green]{preset} city:[/green] {summary.images} images: {summary.targets} targets seen "
         f"several times and {summary.distractors} single-view distractors "
