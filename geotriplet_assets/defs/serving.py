@@ -186,6 +186,7 @@ def search_index(context: dg.AssetExecutionContext, settings: GeoTripletSettings
             "index_params": dg.MetadataValue.json(index["params"]),
             "recall_at_10_vs_exact": index["recall_at_10"],
             "recall_queries": index["recall_queries"],
+            "index_build_seconds": index["build_seconds"],
             "bundle_bytes": sum(f["bytes"] for f in published.manifest["files"].values()),
             "images_per_split": dg.MetadataValue.json(images["split"].value_counts().to_dict()),
         }

@@ -7,6 +7,7 @@ Vectors are unit length, so inner product is cosine similarity. Up to
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ class BuiltIndex:
     params: dict[str, Any] = field(default_factory=dict)
     recall_at_10: float = 1.0
     recall_queries: int = 0
+    build_seconds: float = 0.0  # training and adding, not the recall measurement
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class BuiltIndex:
             "params": self.params,
             "recall_at_10": self.recall_at_10,
             "recall_queries": self.recall_queries,
+            "build_seconds": round(self.build_seconds, 3),
         }
 
 
@@ -52,6 +55,7 @@ def build_index(vectors: np.ndarray, settings: IndexConfig, *, seed: int = 0) ->
     vectors = _checked_vectors(vectors)
     count, dim = vectors.shape
     kind = chosen_index_type(settings, count)
+    started = time.perf_counter()
     if kind == "flat":
         index: faiss.Index = faiss.IndexFlatIP(dim)
         params: dict[str, Any] = {}
@@ -60,12 +64,13 @@ def build_index(vectors: np.ndarray, settings: IndexConfig, *, seed: int = 0) ->
     else:
         index, params = _ivfpq(vectors, settings, seed)
     index.add(vectors)
+    seconds = time.perf_counter() - started
     if kind == "flat":
-        return BuiltIndex(index, kind, params, 1.0, 0)
+        return BuiltIndex(index, kind, params, 1.0, 0, seconds)
     recall, queries = measure_recall_at_10(
         index, vectors, settings.recall_queries, seed, rerank=params.get("rerank", 1)
     )
-    return BuiltIndex(index, kind, params, recall, queries)
+    return BuiltIndex(index, kind, params, recall, queries, seconds)
 
 
 def measure_recall_at_10(

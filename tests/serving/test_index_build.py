@@ -44,6 +44,8 @@ def test_hnsw_recall_is_measured_against_exact_search():
     assert 0.9 <= built.recall_at_10 <= 1.0
     assert built.params == {"m": 32, "ef_construction": 200, "ef_search": 128}
     assert built.index.hnsw.efSearch == 128
+    entry = built.manifest_entry()
+    assert entry["build_seconds"] == round(built.build_seconds, 3) and built.build_seconds > 0
 
 
 def test_ivfpq_recall_is_lower_than_exact_and_measured_honestly():
