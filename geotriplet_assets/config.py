@@ -164,7 +164,8 @@ class SynthSettings(_Section):
 class IndexConfig(_Section):
     type: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
     exact_max_vectors: PositiveInt = 200_000
-    approximate: Literal["hnsw", "ivfpq"] = "hnsw"
+    approximate: Literal["auto", "hnsw", "ivfpq"] = "auto"
+    hnsw_max_vectors: PositiveInt = 500_000
     hnsw_m: Annotated[int, Field(ge=4, le=256)] = 32
     hnsw_ef_construction: PositiveInt = 200
     hnsw_ef_search: PositiveInt = 128

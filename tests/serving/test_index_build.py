@@ -17,9 +17,18 @@ def unit_vectors(count: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def test_auto_is_exact_up_to_the_configured_size_then_approximate():
-    settings = IndexConfig(exact_max_vectors=100)
+    settings = IndexConfig(exact_max_vectors=100, hnsw_max_vectors=1000)
     assert chosen_index_type(settings, 100) == "flat"
     assert chosen_index_type(settings, 101) == "hnsw"
+    assert chosen_index_type(settings, 1000) == "hnsw"
+    assert chosen_index_type(settings, 1001) == "ivfpq"
+    defaults = IndexConfig()
+    assert [chosen_index_type(defaults, n) for n in (200_000, 500_000, 1_000_000)] == [
+        "flat",
+        "hnsw",
+        "ivfpq",
+    ]
+    assert chosen_index_type(IndexConfig(approximate="hnsw"), 25_000_000) == "hnsw"
     assert (
         chosen_index_type(IndexConfig(exact_max_vectors=100, approximate="ivfpq"), 101) == "ivfpq"
     )
