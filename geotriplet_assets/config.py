@@ -128,6 +128,10 @@ class AutoBatchSizeConfig(_Section):
     mode: Literal["power", "binsearch"] = "power"
 
 
+class CatalogueConfig(_Section):
+    workers: PositiveInt | None = None
+
+
 class EmbeddingConfig(_Section):
     engine: Literal["auto", "onnx", "torch"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -196,6 +200,7 @@ class GeoTripletConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
     optuna: OptunaConfig = OptunaConfig()
     auto_batch_size: AutoBatchSizeConfig = AutoBatchSizeConfig()
+    catalogue: CatalogueConfig = CatalogueConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     neighbours: NeighboursConfig = NeighboursConfig()
     splits: SplitsConfig = SplitsConfig()

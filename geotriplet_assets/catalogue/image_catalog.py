@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
+import multiprocessing
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from geotriplet_assets.catalogue.metadata import (
@@ -33,6 +38,8 @@ CONTROL_CHARACTER_IN_NAME = "control_character_in_name"
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 DUPLICATE_VIEW = "duplicate_view"
 MAX_DETAIL_CHARS = 200
+BATCH_STEMS = 4096
+CatalogProgress = Callable[[int, int], None]
 # One photograph: the views of a target share a PatchID and differ by StreetViewID (None in
 # the short form, whose d line has no StreetViewID).
 VIEW_KEY = ("dataset_id", "target_id", "patch_id", "street_view_id")
@@ -81,25 +88,26 @@ class _Stem:
     images: list[str] = field(default_factory=list)
 
 
-def _scan(root: str) -> tuple[dict[str, _Stem], list[dict[str, Any]]]:
-    """Group metadata and image files by relative stem; report what cannot be used as a file.
+def _scan(root: str) -> Iterator[tuple[list[tuple[str, _Stem]], list[dict[str, Any]]]]:
+    """Per folder, its metadata and image files grouped by relative stem (a stem's files
+    always share a folder), and what cannot be used as a file.
 
     Only regular files are catalogued: a FIFO, device, socket or symbolic link with an image
     or metadata extension is a rejection (reading a FIFO would block forever, a link could
     point anywhere). So is a name that is not UTF-8, which no table could hold.
     """
-    stems: dict[str, _Stem] = defaultdict(_Stem)
-    rejections: list[dict[str, Any]] = []
     pending = [""]
     while pending:
         prefix = pending.pop()
+        stems: dict[str, _Stem] = defaultdict(_Stem)
+        rejections: list[dict[str, Any]] = []
         try:
             with os.scandir(os.path.join(root, prefix) if prefix else root) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
             detail = f"cannot list folder: {error.strerror or error}"
             folder = prefix.rstrip("/") or "."
-            rejections.append(_rejection(folder, 0, Reason.UNREADABLE_FILE, detail))
+            yield [], [_rejection(folder, 0, Reason.UNREADABLE_FILE, detail)]
             continue
         for entry in entries:
             relative = prefix + entry.name
@@ -113,7 +121,22 @@ def _scan(root: str) -> tuple[dict[str, _Stem], list[dict[str, Any]]]:
                 pending.append(relative + "/")
             else:
                 _add_file(stems, rejections, entry, relative)
-    return stems, rejections
+        yield sorted(stems.items()), rejections
+
+
+def _batches(
+    root: str, scan_rejections: list[dict[str, Any]], size: int
+) -> Iterator[list[tuple[str, _Stem]]]:
+    """The scan's stems in batches of about SIZE; its rejections go to SCAN_REJECTIONS."""
+    batch: list[tuple[str, _Stem]] = []
+    for items, rejections in _scan(root):
+        scan_rejections.extend(rejections)
+        batch.extend(items)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _add_file(
@@ -201,38 +224,124 @@ def _catalog_stem(
         return None, [_rejection(image, 0, Reason.UNREADABLE_FILE, detail)]
 
 
-def _duplicate_view(row: dict[str, Any], first: str) -> dict[str, Any]:
-    view = ", ".join(f"{name} {row[name]}" for name in VIEW_KEY)
-    detail = f"the same view ({view}) as {first}, which is kept"
-    return _rejection(row["metadata_path"], 1, DUPLICATE_VIEW, detail)
+def _catalog_batch(
+    root: str, items: list[tuple[str, _Stem]]
+) -> tuple[pd.DataFrame, list[dict[str, Any]], int]:
+    """Accepted images (a typed frame), rejections and metadata file count of ITEMS."""
+    rows, rejections = [], []
+    for image_id, group in items:
+        row, problems = _catalog_stem(root, image_id, group)
+        if row is not None:
+            rows.append(row)
+        rejections.extend(problems)
+    return _images_frame(rows), rejections, sum(len(group.metadata) for _, group in items)
 
 
-def build_catalog(input_dir: Path) -> Catalog:
-    """Pair every image with its `.txt` metadata under input_dir, recursively."""
+def _without_duplicate_views(
+    images: pd.DataFrame, rejections: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """IMAGES (sorted by image_id) less every later image of a view already seen, each
+    rejected naming the first, which is kept."""
+    key = list(VIEW_KEY)
+    later = images.duplicated(key, keep="first")
+    if not later.any():
+        return images
+    first = images.groupby(key, dropna=False, sort=False)["image_id"].transform("first")
+    for position in np.flatnonzero(later.to_numpy()):
+        row = images.iloc[position]
+        view = ", ".join(
+            f"{name} {None if pd.isna(row[name]) else row[name]}" for name in VIEW_KEY
+        )
+        detail = f"the same view ({view}) as {first.iloc[position]}, which is kept"
+        rejections.append(_rejection(row["metadata_path"], 1, DUPLICATE_VIEW, detail))
+    return images[~later.to_numpy()].reset_index(drop=True)
+
+
+def _default_workers() -> int:
+    """The cores this process may run on (a SLURM job's allocation, a container's limit)."""
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+def build_catalog(
+    input_dir: Path,
+    *,
+    workers: int | None = None,
+    progress: CatalogProgress | None = None,
+) -> Catalog:
+    """Pair every image with its `.txt` metadata under input_dir, recursively.
+
+    Folders are listed in this process; the metadata of each batch of BATCH_STEMS stems is
+    parsed in one of WORKERS spawned processes (default: one per usable core; inline when
+    there is a single batch), which returns it as a typed frame, so no per-image Python
+    object outlives its batch. PROGRESS(parsed, found) follows the stems.
+    """
     input_dir = Path(input_dir)
     if not input_dir.exists():
         raise EmptyCatalogError(f"input folder {input_dir} does not exist")
     if not input_dir.is_dir():
         raise EmptyCatalogError(f"input path {input_dir} is not a directory")
+    workers = _default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     root = os.fspath(input_dir)
-    stems, rejections = _scan(root)
-    rows: list[dict[str, Any]] = []
-    first_of_view: dict[tuple[Any, ...], str] = {}
-    for image_id in sorted(stems):
-        row, problems = _catalog_stem(root, image_id, stems[image_id])
-        if row is not None:
-            view = tuple(row[name] for name in VIEW_KEY)
-            if view in first_of_view:
-                problems = [_duplicate_view(row, first_of_view[view])]
-            else:
-                first_of_view[view] = image_id
-                rows.append(row)
+    rejections: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
+    counts = {"metadata": 0, "parsed": 0, "found": 0}
+
+    def collect(result: tuple[pd.DataFrame, list[dict[str, Any]], int], stems: int) -> None:
+        frame, problems, metadata = result
+        frames.append(frame)
         rejections.extend(problems)
-    catalog = Catalog(images=_images_frame(rows), rejections=_rejections_frame(rejections))
+        counts["metadata"] += metadata
+        counts["parsed"] += stems
+        if progress is not None:
+            progress(counts["parsed"], counts["found"])
+
+    def counted() -> Iterator[list[tuple[str, _Stem]]]:
+        for batch in _batches(root, rejections, BATCH_STEMS):
+            counts["found"] += len(batch)
+            yield batch
+
+    stream = counted()
+    first = next(stream, [])
+    second = next(stream, None)
+    if second is None or workers == 1:
+        for batch in itertools.chain([first], [] if second is None else [second], stream):
+            collect(_catalog_batch(root, batch), len(batch))
+    else:
+        _parse_in_processes(root, itertools.chain([first, second], stream), workers, collect)
+    images = _images_frame([]) if not frames else pd.concat(frames, ignore_index=True)
+    images = images.sort_values("image_id", kind="stable", ignore_index=True)
+    images = _without_duplicate_views(images, rejections)
+    catalog = Catalog(images=images, rejections=_rejections_frame(rejections))
     if catalog.images.empty:
-        metadata_count = sum(len(group.metadata) for group in stems.values())
-        raise EmptyCatalogError(_empty_reason(input_dir, metadata_count, catalog.rejections))
+        raise EmptyCatalogError(_empty_reason(input_dir, counts["metadata"], catalog.rejections))
     return catalog
+
+
+def _parse_in_processes(
+    root: str,
+    batches: Iterator[list[tuple[str, _Stem]]],
+    workers: int,
+    collect: Callable[[tuple[pd.DataFrame, list[dict[str, Any]], int], int], None],
+) -> None:
+    """Parse BATCHES in WORKERS spawned processes (never forked from a threaded parent), at
+    most two batches per worker in flight so the listing does not run far ahead."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: dict[concurrent.futures.Future, int] = {}
+        for batch in batches:
+            if len(pending) >= 2 * workers:
+                done, _ = concurrent.futures.wait(
+                    pending, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    collect(future.result(), pending.pop(future))
+            pending[pool.submit(_catalog_batch, root, batch)] = len(batch)
+        for future in concurrent.futures.as_completed(pending):
+            collect(future.result(), pending[future])
 
 
 def _empty_reason(input_dir: Path, metadata_count: int, rejections: pd.DataFrame) -> str:

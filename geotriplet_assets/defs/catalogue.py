@@ -1,9 +1,12 @@
 """The image catalogue: every image with its metadata, and every rejected file with its reason."""
 
+import time
+
 import dagster as dg
 
 from geotriplet_assets.catalogue.image_catalog import (
     Catalog,
+    CatalogProgress,
     build_catalog,
     catalog_counts,
     read_catalog,
@@ -15,10 +18,12 @@ from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.metadata import counts_table, figure_markdown, preview_table
 from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
 from geotriplet_assets.defs.plots import region_maps
+from geotriplet_assets.defs.progress import report_progress
 from geotriplet_assets.defs.resources import GeoTripletSettings
 from geotriplet_assets.paths import ArtefactLayout, dataset_partition_key, write_parquet_atomic
 
 REJECTION_WARNING_FRACTION = 0.05
+PROGRESS_LOG_INTERVAL_S = 10.0
 _PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "lon", "form"]
 
 
@@ -36,7 +41,7 @@ _PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "l
 def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config = settings.config
     layout = settings.layout
-    catalog = _catalog(config, layout)
+    catalog = _catalog(context, config, layout)
     write_catalog(catalog, layout.catalog_dir)
 
     keys = sorted({dataset_partition_key(i) for i in catalog.images["dataset_id"].unique()})
@@ -70,16 +75,37 @@ def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSetting
     )
 
 
+def _progress_logger(context: dg.AssetExecutionContext) -> CatalogProgress:
+    """Progress to the CLI's bar on every batch, and to the run log every few seconds."""
+    last_logged = time.monotonic()
+
+    def on_progress(parsed: int, found: int) -> None:
+        nonlocal last_logged
+        report_progress("catalogue", parsed, found)
+        now = time.monotonic()
+        if now - last_logged > PROGRESS_LOG_INTERVAL_S:
+            last_logged = now
+            context.log.info(f"parsed the metadata of {parsed} of {found} files found so far")
+
+    return on_progress
+
+
 def _source(config: GeoTripletConfig):
     return config.resolve(config.data.hdf5_path) if config.data.hdf5_path else config.input_dir
 
 
-def _catalog(config: GeoTripletConfig, layout: ArtefactLayout) -> Catalog:
+def _catalog(
+    context: dg.AssetExecutionContext, config: GeoTripletConfig, layout: ArtefactLayout
+) -> Catalog:
     """The .txt catalogue of the input folder, or that of data.hdf5_path (whose rows' places in
     the file are written beside it)."""
     if not config.data.hdf5_path:
         layout.legacy_rows_path.unlink(missing_ok=True)
-        return build_catalog(config.input_dir)
+        return build_catalog(
+            config.input_dir,
+            workers=config.catalogue.workers,
+            progress=_progress_logger(context),
+        )
     try:
         legacy = read_legacy_dataset(config.resolve(config.data.hdf5_path))
     except LegacyDatasetError as error:

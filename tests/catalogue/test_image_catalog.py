@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from geotriplet_assets.catalogue import image_catalog
 from geotriplet_assets.catalogue.image_catalog import (
     IMAGE_EXTENSIONS,
     Catalog,
@@ -368,3 +369,30 @@ def test_a_name_with_a_control_character_is_rejected(tmp_path: Path) -> None:
     catalog = build_catalog(root)
     assert catalog.images["image_id"].tolist() == ["good"]
     assert _rejected(catalog)["two\\nlines.txt"][0] == "control_character_in_name"
+
+
+def test_parsing_in_processes_gives_the_catalogue_parsed_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tree(tmp_path / "input")
+    for folder in ("x", "y"):  # one view in two folders: the later is a duplicate_view
+        write_text(tmp_path / "input" / folder / "view.txt", "d 0007 5 5\nc 48.85 2.35\n")
+        write_image(tmp_path / "input" / folder / "view.jpg")
+    inline = build_catalog(tmp_path / "input", workers=1)
+    monkeypatch.setattr(image_catalog, "BATCH_STEMS", 2)  # many batches in flight
+    seen: list[tuple[int, int]] = []
+    parallel = build_catalog(
+        tmp_path / "input", workers=2, progress=lambda done, found: seen.append((done, found))
+    )
+
+    pd.testing.assert_frame_equal(parallel.images, inline.images)
+    pd.testing.assert_frame_equal(parallel.rejections, inline.rejections)
+    assert "y/view.txt" in _rejected(parallel) and "x/view" in set(parallel.images["image_id"])
+    assert len(seen) > 3 and seen[-1][0] == seen[-1][1] > 10
+    assert all(done <= found for done, found in seen)
+
+
+def test_workers_must_be_positive(tmp_path: Path) -> None:
+    make_tree(tmp_path / "input")
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        build_catalog(tmp_path / "input", workers=0)
