@@ -26,6 +26,7 @@ from pydantic import (
 
 CONFIG_ENV_VAR = "GEOTRIPLET_CONFIG"
 DATA_ROOT_ENV_VAR = "GEOTRIPLET_DATA_ROOT"
+CACHE_DIR_ENV_VAR = "GEOTRIPLET_CACHE_DIR"
 DEMO_CONFIG_NAME = "demo_config.yaml"
 
 
@@ -139,6 +140,7 @@ class EmbeddingConfig(_Section):
     num_workers: NonNegativeInt = 1
     min_side: PositiveInt = 32
     max_pixels: PositiveInt = 50_000_000
+    cache_dir: str | None = None
 
 
 class NeighboursConfig(_Section):
@@ -227,6 +229,17 @@ class GeoTripletConfig(_Section):
         """A configured path made absolute against the data root."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.data_root / candidate
+
+    @property
+    def backbone_cache_dir(self) -> Path:
+        """Where backbone exports are cached, for every data root alike (the key is the
+        model, its weights' hash and the preprocessing): `GEOTRIPLET_CACHE_DIR`, else
+        embedding.cache_dir (relative: against the data root), else the user's cache."""
+        configured = os.environ.get(CACHE_DIR_ENV_VAR) or self.embedding.cache_dir
+        if configured:
+            return self.resolve(configured)
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base).expanduser() / "geotriplet" / "backbones"
 
     @property
     def input_dir(self) -> Path:

@@ -61,10 +61,6 @@ class ArtefactLayout:
         return self.root / "neighbours" / "geo_neighbours.h5"
 
     @property
-    def model_cache_dir(self) -> Path:
-        return self.root / "model_cache"
-
-    @property
     def optuna_dir(self) -> Path:
         return self.root / "optuna"
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from geotriplet_assets.config import (
+    CACHE_DIR_ENV_VAR,
     CONFIG_ENV_VAR,
     DATA_ROOT_ENV_VAR,
     ConfigError,
@@ -113,6 +114,22 @@ def test_relative_paths_resolve_against_the_data_root(
     assert config.resolve("/abs/elsewhere") == Path("/abs/elsewhere")
     monkeypatch.setenv(DATA_ROOT_ENV_VAR, str(tmp_path / "other"))
     assert config.input_dir == tmp_path / "other" / "photos"
+
+
+def test_the_backbone_cache_is_shared_by_data_roots_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CACHE_DIR_ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    one = parse_config(f"data: {{root: {tmp_path / 'one'}}}")
+    two = parse_config(f"data: {{root: {tmp_path / 'two'}}}")
+    assert (
+        one.backbone_cache_dir == two.backbone_cache_dir == tmp_path / "xdg/geotriplet/backbones"
+    )
+    configured = parse_config(f"data: {{root: {tmp_path}}}\nembedding: {{cache_dir: cache}}")
+    assert configured.backbone_cache_dir == tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV_VAR, str(tmp_path / "env"))
+    assert configured.backbone_cache_dir == one.backbone_cache_dir == tmp_path / "env"
 
 
 def test_cache_size_still_loads_but_warns_that_it_does_nothing() -> None:

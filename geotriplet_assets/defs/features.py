@@ -245,7 +245,7 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
     partition = context.partition_key
     dataset_id = int(partition)
     images = _partition_images(settings, partition)
-    embedder = create_embedder(config, settings.layout.model_cache_dir)
+    embedder = create_embedder(config, config.backbone_cache_dir)
     identity = {
         "model_name": embedder.model_name,
         "weights_sha256": embedder.weights_sha256,
