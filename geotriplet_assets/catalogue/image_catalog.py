@@ -257,7 +257,7 @@ def _without_duplicate_views(
     return images[~later.to_numpy()].reset_index(drop=True)
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     """The cores this process may run on (a SLURM job's allocation, a container's limit)."""
     return (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -282,7 +282,7 @@ def build_catalog(
         raise EmptyCatalogError(f"input folder {input_dir} does not exist")
     if not input_dir.is_dir():
         raise EmptyCatalogError(f"input path {input_dir} is not a directory")
-    workers = _default_workers() if workers is None else workers
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     root = os.fspath(input_dir)
