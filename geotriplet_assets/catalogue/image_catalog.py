@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,6 +369,28 @@ def _images_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def _rejections_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(REJECTION_DTYPES)).astype(REJECTION_DTYPES)
     return frame.sort_values(["file", "line"], kind="stable", ignore_index=True)
+
+
+class ImageFiles(Mapping[str, Path]):
+    """image_id -> its file under ROOT, for the catalogued images whose file is recorded,
+    looked up in the catalogue's own columns: a dict of Paths would cost a few hundred bytes
+    an image (gigabytes at tens of millions) to find a handful of them."""
+
+    def __init__(self, images: pd.DataFrame, root: Path) -> None:
+        present = (images["path"] != "").to_numpy()
+        self._paths = pd.Series(
+            images["path"].to_numpy()[present], index=images["image_id"].to_numpy()[present]
+        )
+        self._root = Path(root)
+
+    def __getitem__(self, image_id: str) -> Path:
+        return self._root / self._paths[image_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths.index)
+
+    def __len__(self) -> int:
+        return len(self._paths)
 
 
 def catalog_counts(catalog: Catalog) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from geotriplet_assets.catalogue.image_catalog import read_catalog
+from geotriplet_assets.catalogue.image_catalog import ImageFiles, read_catalog
 from geotriplet_assets.defs.metadata import preview_table
 from geotriplet_assets.defs.resources import GeoTripletSettings
 from geotriplet_assets.defs.serving import search_index
@@ -31,14 +31,9 @@ from geotriplet_assets.paths import atomic_path
 def retrieval_report(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config, layout = settings.config, settings.layout
     catalog = read_catalog(layout.catalog_dir).images
-    image_paths = {
-        image_id: config.input_dir / path
-        for image_id, path in zip(catalog["image_id"], catalog["path"], strict=True)
-        if path
-    }
     report = build_retrieval_report(
         layout.bundles_dir,
-        image_paths=image_paths,
+        image_paths=ImageFiles(catalog, config.input_dir),
         upload_queries=config.serving.report_upload_queries,
         max_queries=config.serving.report_queries,
         seed=config.train.seed,

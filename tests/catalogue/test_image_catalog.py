@@ -11,6 +11,7 @@ from geotriplet_assets.catalogue.image_catalog import (
     IMAGE_EXTENSIONS,
     Catalog,
     EmptyCatalogError,
+    ImageFiles,
     build_catalog,
     catalog_counts,
     read_catalog,
@@ -396,3 +397,12 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     make_tree(tmp_path / "input")
     with pytest.raises(ValueError, match="workers must be at least 1"):
         build_catalog(tmp_path / "input", workers=0)
+
+
+def test_image_files_map_ids_with_a_recorded_file_to_it(catalog: Catalog, tmp_path: Path) -> None:
+    images = catalog.images.copy()
+    images.loc[images["image_id"] == "top", "path"] = ""  # e.g. a dataset.h5 row, no photo
+    files = ImageFiles(images, tmp_path / "input")
+    assert files["pittsburgh/0006_0087241_1"] == tmp_path / "input/pittsburgh/0006_0087241_1.jpg"
+    assert files.get("top") is None and files.get("nowhere") is None
+    assert len(files) == len(images) - 1 and "top" not in set(files)
