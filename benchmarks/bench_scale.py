@@ -216,7 +216,7 @@ def print_table(results: list[dict]) -> None:
             f"process {r['peak_rss'] / GIB:.2f} GiB, anon over the tree {r['peak_anon'] / GIB:.2f}"
             f" GiB; catalogue {r['images'] / assets['image_catalog']['seconds']:,.0f} files/s; "
             f"embedding {r['images'] / embed_s:,.0f} images/s at {r['image_size']} px; index "
-            f"{index['type']} built in {index.get('build_seconds', float('nan')):.1f} s, "
+            f"{index['type']} built in {index.get('build_seconds', float('nan')):.2f} s, "
             f"recall@10 {index['recall_at_10']:.3f}; service ready in "
             f"{r['service_ready_s']:.1f} s, RssAnon {r['service_mib']['RssAnon']:.0f} MiB "
             f"(VmRSS {r['service_mib']['VmRSS']:.0f})"
