@@ -54,6 +54,8 @@ ui: setup
 	mkdir -p data/dagster_home && DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -m geotriplet_assets.definitions
 
 bench: setup
+	$(BIN)/python benchmarks/bench_catalogue.py
+	$(BIN)/python benchmarks/bench_cold_start.py
 	$(BIN)/python benchmarks/bench_embedding.py
 	$(BIN)/python benchmarks/bench_neighbours.py
 	$(BIN)/python benchmarks/bench_sampler.py
@@ -66,6 +68,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_search.py --index ivfpq
 	$(BIN)/python benchmarks/bench_service_http.py
 	$(BIN)/python benchmarks/bench_bundle_start.py --bundles benchmarks/results/search-bundles
+	$(BIN)/python benchmarks/bench_scale.py --sizes 10000 100000
 
 clean-data:
 	rm -rf data
