@@ -179,7 +179,8 @@ class IndexConfig(_Section):
     ivf_nprobe: PositiveInt = 32
     pq_m: PositiveInt = 16
     pq_nbits: Annotated[int, Field(ge=4, le=12)] = 8
-    ivf_rerank: Annotated[int, Field(ge=1, le=100)] = 10
+    ivf_rerank: Annotated[int, Field(ge=1, le=100)] = 50
+    ivf_target_recall: Annotated[float, Field(gt=0, le=1)] | None = 0.95
     recall_queries: PositiveInt = 1000
     vectors_dtype: Literal["float16", "float32"] = "float16"
 

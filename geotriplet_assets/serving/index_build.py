@@ -33,6 +33,7 @@ class BuiltIndex:
     recall_at_10: float = 1.0
     recall_queries: int = 0
     build_seconds: float = 0.0  # training and adding, not the recall measurement
+    tuning: list[tuple[int, float]] = field(default_factory=list)  # IVF (nprobe, recall@10)
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class BuiltIndex:
             "recall_at_10": self.recall_at_10,
             "recall_queries": self.recall_queries,
             "build_seconds": round(self.build_seconds, 3),
+            **({"nprobe_tuning": [list(step) for step in self.tuning]} if self.tuning else {}),
         }
 
 
@@ -75,10 +77,64 @@ def build_index(vectors: np.ndarray, settings: IndexConfig, *, seed: int = 0) ->
     seconds = time.perf_counter() - started
     if kind == "flat":
         return BuiltIndex(index, kind, params, 1.0, 0, seconds)
-    recall, queries = measure_recall_at_10(
-        index, vectors, settings.recall_queries, seed, rerank=params.get("rerank", 1)
-    )
-    return BuiltIndex(index, kind, params, recall, queries, seconds)
+    sample = RecallSample.of(vectors, settings.recall_queries, seed)
+    rerank = params.get("rerank", 1)
+    recall = sample.recall_at_10(index, vectors, rerank)
+    tuning: list[tuple[int, float]] = []
+    if kind == "ivfpq" and settings.ivf_target_recall is not None:
+        recall, tuning = _tune_nprobe(index, vectors, sample, rerank, settings.ivf_target_recall)
+        params["nprobe"] = index.nprobe
+    return BuiltIndex(index, kind, params, recall, len(sample.rows), seconds, tuning)
+
+
+def _tune_nprobe(
+    index: faiss.IndexIVF,
+    vectors: np.ndarray,
+    sample: RecallSample,
+    rerank: int,
+    target: float,
+) -> tuple[float, list[tuple[int, float]]]:
+    """Double INDEX's nprobe from its configured value until the measured recall@10 reaches
+    TARGET or every list is probed (autofaiss tunes its search parameters the same way): how
+    far a query's neighbours spread over the lists depends on the embedding, not only on N."""
+    tried = [(int(index.nprobe), sample.recall_at_10(index, vectors, rerank))]
+    while tried[-1][1] < target and index.nprobe < index.nlist:
+        index.nprobe = min(2 * index.nprobe, index.nlist)
+        tried.append((int(index.nprobe), sample.recall_at_10(index, vectors, rerank)))
+    return tried[-1][1], tried
+
+
+@dataclass(frozen=True)
+class RecallSample:
+    """Seeded query rows of the indexed vectors and their exact top 10, computed once."""
+
+    rows: np.ndarray
+    queries: np.ndarray
+    truth: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, queries: int, seed: int = 0) -> RecallSample:
+        count = len(vectors)
+        rows = np.sort(
+            np.random.default_rng(seed).choice(count, size=min(queries, count), replace=False)
+        )
+        sample = np.ascontiguousarray(vectors[rows])
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        _, truth = exact.search(sample, min(RECALL_DEPTH, count))
+        return cls(rows, sample, truth)
+
+    def recall_at_10(self, index: faiss.Index, vectors: np.ndarray, rerank: int = 1) -> float:
+        """Mean overlap of INDEX's top 10 with the exact top 10, searched as the service
+        does: RERANK * 10 candidates from INDEX, re-scored exactly."""
+        depth = self.truth.shape[1]
+        _, candidates = index.search(self.queries, min(depth * rerank, len(vectors)))
+        found = [
+            _best_exact(vectors, query, rows[rows >= 0], depth)
+            for query, rows in zip(self.queries, candidates, strict=True)
+        ]
+        hits = sum(len(np.intersect1d(t, f)) for t, f in zip(self.truth, found, strict=True))
+        return float(hits / (depth * len(self.queries)))
 
 
 def measure_recall_at_10(
@@ -86,20 +142,8 @@ def measure_recall_at_10(
 ) -> tuple[float, int]:
     """Mean overlap of INDEX's top 10 with exact top 10, for QUERIES rows sampled from VECTORS,
     searched as the service does: RERANK * 10 candidates from INDEX, re-scored exactly."""
-    count = len(vectors)
-    depth = min(RECALL_DEPTH, count)
-    rows = np.random.default_rng(seed).choice(count, size=min(queries, count), replace=False)
-    sample = np.ascontiguousarray(vectors[np.sort(rows)])
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(sample, depth)
-    _, candidates = index.search(sample, min(depth * rerank, count))
-    found = [
-        _best_exact(vectors, query, rows[rows >= 0], depth)
-        for query, rows in zip(sample, candidates, strict=True)
-    ]
-    hits = sum(len(np.intersect1d(t, f)) for t, f in zip(truth, found, strict=True))
-    return float(hits / (depth * len(sample))), len(sample)
+    sample = RecallSample.of(vectors, queries, seed)
+    return sample.recall_at_10(index, vectors, rerank), len(sample.rows)
 
 
 def _best_exact(

@@ -59,15 +59,24 @@ def test_hnsw_recall_is_measured_against_exact_search():
 
 def test_ivfpq_recall_is_lower_than_exact_and_measured_honestly():
     vectors = unit_vectors(5000)
-    built = build_index(vectors, IndexConfig(type="ivfpq", pq_m=8, ivf_nlist=32, ivf_nprobe=4))
-    assert built.type == "ivfpq"
+    settings = IndexConfig(
+        type="ivfpq", pq_m=8, ivf_nlist=32, ivf_nprobe=4, ivf_rerank=10, ivf_target_recall=None
+    )
+    built = build_index(vectors, settings)
+    assert built.type == "ivfpq" and built.tuning == []
     assert built.params["nlist"] == 32 and built.params["nprobe"] == 4
     assert 0.0 < built.recall_at_10 < 1.0
 
 
 def test_ivfpq_reranking_recovers_recall_lost_to_compression():
     vectors = unit_vectors(5000)
-    settings = {"type": "ivfpq", "pq_m": 4, "ivf_nlist": 32, "ivf_nprobe": 8}
+    settings = {
+        "type": "ivfpq",
+        "pq_m": 4,
+        "ivf_nlist": 32,
+        "ivf_nprobe": 8,
+        "ivf_target_recall": None,
+    }
     plain = build_index(vectors, IndexConfig(**settings, ivf_rerank=1))
     reranked = build_index(vectors, IndexConfig(**settings, ivf_rerank=10))
     assert reranked.params["rerank"] == 10
@@ -77,6 +86,29 @@ def test_ivfpq_reranking_recovers_recall_lost_to_compression():
         reranked.recall_at_10,
         1000,
     )
+
+
+def test_ivf_nprobe_is_doubled_until_the_measured_recall_meets_the_target():
+    vectors = unit_vectors(5000)
+    settings = {"type": "ivfpq", "pq_m": 8, "ivf_nlist": 64, "ivf_nprobe": 1, "ivf_rerank": 10}
+    fixed = build_index(vectors, IndexConfig(**settings, ivf_target_recall=None))
+    tuned = build_index(vectors, IndexConfig(**settings, ivf_target_recall=0.9))
+
+    assert fixed.params["nprobe"] == 1 and fixed.recall_at_10 < 0.9
+    probes = [nprobe for nprobe, _ in tuned.tuning]
+    assert probes[0] == 1 and probes == sorted(probes) and len(probes) > 1
+    assert probes[:-1] == [2**i for i in range(len(probes) - 1)]
+    assert tuned.recall_at_10 >= 0.9 > tuned.tuning[-2][1]
+    assert tuned.params["nprobe"] == tuned.index.nprobe == probes[-1]
+    entry = tuned.manifest_entry()
+    assert entry["nprobe_tuning"][-1] == [probes[-1], tuned.recall_at_10]
+    # what the manifest records is what the service gets: its recall, measured again
+    assert measure_recall_at_10(tuned.index, vectors, 1000, rerank=10)[0] == tuned.recall_at_10
+    # a target no nprobe reaches stops at every list probed
+    capped = build_index(
+        vectors, IndexConfig(**{**settings, "ivf_rerank": 1}, ivf_target_recall=1.0)
+    )
+    assert capped.params["nprobe"] == 64 and capped.recall_at_10 < 1.0
 
 
 def test_a_deliberately_poor_index_gets_a_poor_recall():
