@@ -1,6 +1,7 @@
 """Backbone embeddings: one HDF5 shard per DatasetID partition, and the checks that guard them."""
 
 import functools
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from geotriplet_assets.features.embedding_store import (
     read_embedding_shard,
     read_shard_attrs,
     read_verified_shard,
+    shard_statistics,
     write_embedding_shard,
 )
 from geotriplet_assets.features.fingerprint import images_fingerprint
@@ -85,7 +87,7 @@ class _Shard:
     """A partition's shard as this materialisation left it."""
 
     path: Path
-    embeddings: np.ndarray
+    embedded: int
     rejections: pd.DataFrame
     seconds: float
     engine: str
@@ -128,25 +130,37 @@ def _embed_shard(
     attrs: dict[str, str | int],
 ) -> _Shard:
     paths = [config.input_dir / relative for relative in images["path"]]
-    run = embedder.embed_paths(
-        paths,
-        list(images["image_id"]),
-        progress=_progress_logger(context, context.partition_key),
-    )
-    write_embedding_shard(
-        path,
-        embeddings=run.embeddings,
-        image_ids=run.image_ids,
-        rejections=run.rejections,
-        attrs={
-            **attrs,
-            "weights_source": config.model.backbone_weights,
-            "engine": run.engine,
-            "device": run.device,
-        },
-    )
-    context.log.info(f"wrote {path}: {len(run.image_ids)} of {len(images)} images embedded")
-    return _Shard(path, run.embeddings, run.rejections, run.seconds, run.engine, run.device, False)
+    # The features go to a memory-mapped file beside the shard, not into anonymous memory;
+    # its name is one _sweep_temporaries removes if this process is killed.
+    features = path.with_name(f".{path.name}.{os.getpid()}.features.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run = embedder.embed_paths(
+            paths,
+            list(images["image_id"]),
+            progress=_progress_logger(context, context.partition_key),
+            features_path=features,
+        )
+        write_embedding_shard(
+            path,
+            embeddings=run.embeddings,
+            image_ids=run.image_ids,
+            rejections=run.rejections,
+            attrs={
+                **attrs,
+                "weights_source": config.model.backbone_weights,
+                "engine": run.engine,
+                "device": run.device,
+            },
+        )
+        shard = _Shard(
+            path, len(run.image_ids), run.rejections, run.seconds, run.engine, run.device, False
+        )
+        del run  # releases the memory map before its file is removed
+    finally:
+        features.unlink(missing_ok=True)
+    context.log.info(f"wrote {path}: {shard.embedded} of {len(images)} images embedded")
+    return shard
 
 
 def _legacy_shard(
@@ -195,7 +209,7 @@ def _legacy_shard(
     )
     context.log.info(f"wrote {path}: {len(ids)} embeddings copied from {source}")
     seconds = time.perf_counter() - started
-    return _Shard(path, embeddings, rejections, seconds, "dataset.h5", "none", False)
+    return _Shard(path, len(embeddings), rejections, seconds, "dataset.h5", "none", False)
 
 
 def _reusable_shard(
@@ -208,15 +222,15 @@ def _reusable_shard(
     try:
         if read_shard_attrs(path).get("fingerprint") != fingerprint:
             return None, ""
-        stored = read_verified_shard(path)
+        stored = read_verified_shard(path, load_embeddings=False)
     except (EmbeddingShardError, OSError, KeyError) as error:
         problem = f"{type(error).__name__}: {error}"
         context.log.warning(f"{path} cannot be reused ({problem}); embedding again")
         return None, problem
     context.log.info(f"{path} is up to date (fingerprint {fingerprint[:12]}); reused")
-    assert stored.embeddings is not None
     engine = str(stored.attrs.get("engine"))
-    return _Shard(path, stored.embeddings, stored.rejections, 0.0, engine, "reused", True), ""
+    embedded = len(stored.image_ids)
+    return _Shard(path, embedded, stored.rejections, 0.0, engine, "reused", True), ""
 
 
 def _sweep_temporaries(context: dg.AssetExecutionContext, path: Path) -> None:
@@ -274,14 +288,14 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
 def _shard_metadata(
     shard: _Shard, images: pd.DataFrame, embedder: Embedder, partition: str, fingerprint: str
 ) -> dict[str, object]:
-    embeddings, rejections = shard.embeddings, shard.rejections
-    norms = np.linalg.norm(embeddings, axis=1) if len(embeddings) else np.zeros(0)
+    rejections = shard.rejections
+    statistics = shard_statistics(shard.path)
     reasons = rejections["reason"].value_counts().to_dict() if len(rejections) else {}
     return {
         "path": dg.MetadataValue.path(str(shard.path)),
         "dataset_id": partition,
         "images": len(images),
-        "embedded": len(embeddings),
+        "embedded": shard.embedded,
         "rejected": len(rejections),
         "rejections_by_reason": counts_table(
             {str(k): int(v) for k, v in reasons.items()}, "reason"
@@ -296,8 +310,8 @@ def _shard_metadata(
         "reused": shard.reused,
         "fingerprint": fingerprint,
         "size_bytes": file_size(shard.path),
-        "mean_norm": float(norms.mean()) if len(norms) else 0.0,
-        "dagster/row_count": len(embeddings),
+        "mean_norm": statistics.mean_norm,
+        "dagster/row_count": shard.embedded,
     }
 
 
@@ -306,7 +320,7 @@ def _partition_shard(
 ) -> tuple[int, EmbeddingShard]:
     dataset_id = int(context.op_execution_context.partition_key)
     path = settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
-    return dataset_id, read_embedding_shard(path)
+    return dataset_id, read_embedding_shard(path, load_embeddings=False)
 
 
 @dg.asset_check(
@@ -317,20 +331,19 @@ def _partition_shard(
 def embeddings_finite_and_nonzero(
     context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
 ) -> dg.AssetCheckResult:
-    dataset_id, shard = _partition_shard(context, settings)
-    embeddings = shard.embeddings
-    assert embeddings is not None
-    non_finite = int((~np.isfinite(embeddings)).any(axis=1).sum())
-    norms = np.linalg.norm(np.nan_to_num(embeddings), axis=1)
-    zero = int((norms < 1e-6).sum())
+    dataset_id = int(context.op_execution_context.partition_key)
+    path = settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
+    statistics = shard_statistics(path)
     return dg.AssetCheckResult(
-        passed=non_finite == 0 and zero == 0 and len(embeddings) > 0,
+        passed=statistics.non_finite_rows == 0
+        and statistics.zero_rows == 0
+        and statistics.rows > 0,
         metadata={
             "dataset_id": dataset_id,
-            "rows": len(embeddings),
-            "non_finite_rows": non_finite,
-            "zero_rows": zero,
-            "min_norm": float(norms.min()) if len(norms) else 0.0,
+            "rows": statistics.rows,
+            "non_finite_rows": statistics.non_finite_rows,
+            "zero_rows": statistics.zero_rows,
+            "min_norm": statistics.min_norm,
         },
     )
 

@@ -233,13 +233,25 @@ class Embedder:
         paths: Sequence[Path],
         image_ids: Sequence[str],
         progress: ProgressCallback | None = None,
+        features_path: Path | None = None,
     ) -> EmbeddingRun:
-        """Embed PATHS (named by IMAGE_IDS); rejected images are listed with their reason."""
+        """Embed PATHS (named by IMAGE_IDS); rejected images are listed with their reason.
+
+        With FEATURES_PATH the features are written into a memory-mapped float32 file there
+        (the caller removes it), so a region of millions of images holds one batch in
+        anonymous memory, not all of its features."""
         if len(paths) != len(image_ids):
             raise ValueError(f"{len(paths)} paths but {len(image_ids)} image ids")
         started = time.perf_counter()
         total = len(paths)
-        kept: list[np.ndarray] = []
+        out: np.ndarray = (
+            np.empty((total, self.dim), dtype=np.float32)
+            if features_path is None
+            else np.lib.format.open_memmap(
+                features_path, mode="w+", dtype=np.float32, shape=(total, self.dim)
+            )
+        )
+        filled = 0
         kept_indices: list[int] = []
         rejections: list[tuple[int, str, str]] = []
         done = 0
@@ -247,7 +259,9 @@ class Embedder:
             rejections.extend((i, r.reason, r.detail) for i, r in batch.rejected)
             if batch.images is not None:
                 features, finite = self._finite_features(batch.images)
-                kept.append(features[finite])
+                good = features[finite]
+                out[filled : filled + len(good)] = good
+                filled += len(good)
                 for index, ok in zip(batch.indices, finite, strict=True):
                     if ok:
                         kept_indices.append(index)
@@ -256,14 +270,9 @@ class Embedder:
             done += len(batch.indices) + len(batch.rejected)
             if progress is not None:
                 progress(done, total)
-        embeddings = (
-            np.concatenate(kept).astype(np.float32, copy=False)
-            if kept
-            else np.zeros((0, self.dim), dtype=np.float32)
-        )
         rejections.sort()
         return EmbeddingRun(
-            embeddings=embeddings,
+            embeddings=out[:filled],
             image_ids=[str(image_ids[i]) for i in kept_indices],
             rejections=pd.DataFrame(
                 [(str(image_ids[i]), reason, detail) for i, reason, detail in rejections],

@@ -7,7 +7,7 @@ Layout: `embeddings` (N x D float32), `image_ids` (N utf-8 strings), group
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ REQUIRED_ATTRS = ("model_name", "weights_sha256", "preprocessing", "engine")
 COMPUTED_ATTRS = ("dtype", "dim", "count", "schema_version", "created_at", "content_sha256")
 REJECTION_COLUMNS = ("image_id", "reason", "detail")
 _CHUNK_ROWS = 1024
+_BLOCK_ROWS = 16 * _CHUNK_ROWS
 _STRING = h5py.string_dtype("utf-8")
 
 AttrValue = str | int | float
@@ -80,11 +81,14 @@ def write_embedding_shard(
         "content_sha256": content_sha256(embeddings, image_ids, rejections),
     }
     with atomic_path(path) as temporary, h5py.File(temporary, "w") as shard:
-        shard.create_dataset(
+        stored = shard.create_dataset(
             "embeddings",
-            data=embeddings,
+            shape=(count, dim),
+            dtype=np.float32,
             chunks=(min(count, _CHUNK_ROWS), dim) if count else None,
         )
+        for start in range(0, count, _BLOCK_ROWS):  # EMBEDDINGS may be a memory map
+            stored[start : start + _BLOCK_ROWS] = embeddings[start : start + _BLOCK_ROWS]
         shard.create_dataset("image_ids", data=[str(i) for i in image_ids], dtype=_STRING)
         group = shard.create_group("rejections")
         for column in REJECTION_COLUMNS:
@@ -102,24 +106,35 @@ def read_shard_attrs(path: Path) -> dict[str, AttrValue]:
 
 
 def content_sha256(
-    embeddings: np.ndarray, image_ids: Sequence[str], rejections: pd.DataFrame
+    embeddings: np.ndarray | Iterable[np.ndarray],
+    image_ids: Sequence[str],
+    rejections: pd.DataFrame,
 ) -> str:
-    """SHA-256 of what a shard holds: its float32 rows, image ids and rejections."""
+    """SHA-256 of what a shard holds: its float32 rows (an array, or its blocks in order),
+    image ids and rejections."""
     digest = hashlib.sha256()
-    for start in range(0, len(embeddings), _CHUNK_ROWS):
-        block = embeddings[start : start + _CHUNK_ROWS]
+    blocks = (
+        (
+            embeddings[start : start + _BLOCK_ROWS]
+            for start in range(0, len(embeddings), _BLOCK_ROWS)
+        )
+        if isinstance(embeddings, np.ndarray)
+        else embeddings
+    )
+    for block in blocks:
         digest.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
     for values in (image_ids, *(rejections[column] for column in REJECTION_COLUMNS)):
         digest.update("\0".join(map(str, values)).encode("utf-8", "surrogateescape") + b"\1")
     return digest.hexdigest()
 
 
-def read_verified_shard(path: Path) -> EmbeddingShard:
-    """The whole shard at PATH, its content checked against the checksum it was written with;
-    raises EmbeddingShardError for a damaged or edited shard."""
-    shard = read_embedding_shard(path)
-    assert shard.embeddings is not None
-    actual = content_sha256(shard.embeddings, shard.image_ids, shard.rejections)
+def read_verified_shard(path: Path, *, load_embeddings: bool = True) -> EmbeddingShard:
+    """The shard at PATH (its embeddings only if LOAD_EMBEDDINGS), its content checked block
+    by block against the checksum it was written with; raises EmbeddingShardError for a
+    damaged or edited shard."""
+    shard = read_embedding_shard(path, load_embeddings=load_embeddings)
+    blocks = (block for _, block in iter_embedding_blocks(path))
+    actual = content_sha256(blocks, shard.image_ids, shard.rejections)
     if actual != shard.attrs["content_sha256"]:
         raise EmbeddingShardError(
             f"{path}: its content no longer matches the checksum it was written with"
@@ -165,19 +180,47 @@ def iter_embedding_blocks(
             yield start, stored[start : start + block_rows].astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True)
+class ShardStatistics:
+    rows: int
+    non_finite_rows: int
+    zero_rows: int  # norm below 1e-6: a zero-filled failure
+    min_norm: float
+    mean_norm: float
+
+
+def shard_statistics(path: Path) -> ShardStatistics:
+    """Row counts and norms of the shard's embeddings, read block by block."""
+    rows = non_finite = zero = 0
+    norm_sum, min_norm = 0.0, float("inf")
+    for _, block in iter_embedding_blocks(path):
+        finite = np.isfinite(block).all(axis=1)
+        norms = np.linalg.norm(np.nan_to_num(block), axis=1)
+        rows += len(block)
+        non_finite += int((~finite).sum())
+        zero += int((norms < 1e-6).sum())
+        norm_sum += float(norms.sum())
+        min_norm = min(min_norm, float(norms.min())) if len(norms) else min_norm
+    return ShardStatistics(
+        rows, non_finite, zero, min_norm if rows else 0.0, norm_sum / rows if rows else 0.0
+    )
+
+
 def _validated_embeddings(
     embeddings: np.ndarray, image_ids: Sequence[str], path: Path
 ) -> np.ndarray:
-    array = np.asarray(embeddings)
+    """EMBEDDINGS checked, block by block, and never copied (it may be a memory map)."""
+    array = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings)
     if array.ndim != 2 or array.shape[1] < 1:
         raise EmbeddingShardError(f"embeddings for {path} must be N x D, got {array.shape}")
     if len(image_ids) != array.shape[0]:
         raise EmbeddingShardError(
             f"{array.shape[0]} embeddings but {len(image_ids)} image ids for {path}"
         )
-    if not np.isfinite(array).all():
-        raise EmbeddingShardError(f"embeddings for {path} contain NaN or infinite values")
-    return array.astype(np.float32, copy=False)
+    for start in range(0, len(array), _BLOCK_ROWS):
+        if not np.isfinite(array[start : start + _BLOCK_ROWS]).all():
+            raise EmbeddingShardError(f"embeddings for {path} contain NaN or infinite values")
+    return array
 
 
 def _attr_value(key: str, value: Any, path: Path) -> AttrValue:

@@ -30,6 +30,8 @@ def test_every_dataset_partition_has_a_complete_hdf5_shard(pipeline: TinyCityPip
     dataset_ids = sorted(catalog["dataset_id"].unique())
     partitions = pipeline.instance.get_materialized_partitions(dg.AssetKey("backbone_embeddings"))
     assert partitions == {f"{i:04d}" for i in dataset_ids}
+    # the features memory-mapped while embedding are removed once the shard is written
+    assert not list(pipeline.layout.embeddings_dir(MODEL).glob(".*"))
     for dataset_id in dataset_ids:
         path = pipeline.layout.embedding_shard(MODEL, int(dataset_id))
         with h5py.File(path, "r") as shard:

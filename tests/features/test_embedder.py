@@ -97,6 +97,18 @@ def test_output_follows_input_order_minus_rejections(torch_embedder: Embedder, i
     assert run.seconds > 0
 
 
+def test_features_can_go_to_a_memory_mapped_file(
+    torch_embedder: Embedder, images, tmp_path: Path
+) -> None:
+    paths, ids, _ = images
+    in_memory = torch_embedder.embed_paths(paths, ids)
+    mapped = torch_embedder.embed_paths(paths, ids, features_path=tmp_path / "features.tmp")
+    assert isinstance(mapped.embeddings, np.memmap)
+    assert Path(mapped.embeddings.filename) == tmp_path / "features.tmp"
+    assert mapped.image_ids == in_memory.image_ids
+    np.testing.assert_array_equal(mapped.embeddings, in_memory.embeddings)
+
+
 def test_decode_workers_give_the_same_result(
     torch_embedder: Embedder, images, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -10,9 +10,11 @@ from geotriplet_assets.bundle.preprocessing import Preprocessing
 from geotriplet_assets.features.embedding_store import (
     SCHEMA_VERSION,
     EmbeddingShardError,
+    content_sha256,
     read_embedding_shard,
     read_shard_attrs,
     read_verified_shard,
+    shard_statistics,
     write_embedding_shard,
 )
 
@@ -189,3 +191,31 @@ def test_a_verified_read_finds_any_edit_of_rows_ids_or_rejections(tmp_path: Path
         with pytest.raises(EmbeddingShardError, match="no longer matches the checksum"):
             read_verified_shard(path)
         assert read_embedding_shard(path).image_ids, name  # an unverified read still works
+
+
+def test_statistics_and_checksum_read_block_by_block_agree_with_the_whole(
+    tmp_path: Path,
+) -> None:
+    rows = 40_000  # more than two read blocks
+    embeddings = np.random.default_rng(3).normal(size=(rows, 4)).astype(np.float32)
+    embeddings[-1] = 0.0  # a zero-filled failure in the last block
+    mapped = np.lib.format.open_memmap(
+        tmp_path / "features.npy", mode="w+", dtype=np.float32, shape=embeddings.shape
+    )
+    mapped[:] = embeddings
+    ids = [f"i{n}" for n in range(rows)]
+    write(tmp_path / "shard.h5", mapped, ids)  # written from a memory map, block by block
+
+    stats = shard_statistics(tmp_path / "shard.h5")
+    norms = np.linalg.norm(embeddings, axis=1)
+    assert (stats.rows, stats.non_finite_rows, stats.zero_rows) == (rows, 0, 1)
+    assert stats.min_norm == 0.0
+    assert stats.mean_norm == pytest.approx(norms.mean(), rel=1e-6)
+    shard = read_verified_shard(tmp_path / "shard.h5", load_embeddings=False)
+    assert shard.embeddings is None and len(shard.image_ids) == rows
+    assert shard.attrs["content_sha256"] == content_sha256(
+        embeddings, ids, rejections(("0001_7_x", "truncated", TRUNCATED_DETAIL))
+    )
+    np.testing.assert_array_equal(
+        read_verified_shard(tmp_path / "shard.h5").embeddings, embeddings
+    )
