@@ -107,7 +107,9 @@ class TreeSampler:
 
     def peak(self, start: float = float("-inf"), end: float = float("inf")) -> dict[str, int]:
         """Largest values of the samples taken between START and END (time.time())."""
-        chosen = [s for s in self.samples if start <= s.at <= end] or self.samples[-1:]
+        chosen = [s for s in self.samples if start <= s.at <= end]
+        if not chosen and self.samples:  # a step shorter than the interval: the nearest sample
+            chosen = [min(self.samples, key=lambda s: abs(s.at - (start + end) / 2))]
         return {
             "max_rss": max((s.max_rss for s in chosen), default=0),
             "sum_rss": max((s.sum_rss for s in chosen), default=0),
