@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import re
 import sys
 import tomllib
 from pathlib import Path
+
+from tests.factories.imports import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,13 +16,7 @@ def test_dependencies_name_every_third_party_import_of_the_pipeline() -> None:
     # the pipeline makes, at module level or inside a function, must be listed there.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     required = {_normalised(re.split(r"[\[<>=~ ;]", line)[0]) for line in project["dependencies"]}
-    imported: set[str] = set()
-    for path in (ROOT / "geotriplet_assets").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported.add(node.module.split(".")[0])
+    imported = imported_modules((ROOT / "geotriplet_assets").rglob("*.py"))
     third_party = imported - set(sys.stdlib_module_names) - {"geotriplet_assets", "service"}
     distributions = importlib.metadata.packages_distributions()
     unknown = {name for name in third_party if name not in distributions}

@@ -4,6 +4,7 @@ the default config."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -15,6 +16,7 @@ from geotriplet_assets.catalogue.image_catalog import read_catalog
 from geotriplet_assets.cli.main import main
 from geotriplet_assets.features.embedding_store import read_embedding_shard
 from geotriplet_assets.paths import ArtefactLayout
+from tests.factories.cli_home import isolated_cli
 from tests.factories.legacy_dataset import write_legacy_dataset
 from tests.factories.tiny_city import TinyCityPipeline
 
@@ -112,15 +114,18 @@ def _legacy_config(pipeline: TinyCityPipeline, root: Path, source: Path, photos:
     return config
 
 
+@pytest.fixture
+def own_home(tmp_path: Path) -> Iterator[None]:
+    with isolated_cli(tmp_path):
+        yield
+
+
+@pytest.mark.usefixtures("own_home")
 def test_a_dataset_h5_alone_goes_through_the_whole_graph_to_a_bundle(
     tiny_city_pipeline: TinyCityPipeline,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     source = tmp_path / "dataset.h5"
     n_rows = _legacy_file_of(tiny_city_pipeline, source)
     config = _legacy_config(tiny_city_pipeline, tmp_path, source, tmp_path / "no-photos")
@@ -151,15 +156,12 @@ def test_a_dataset_h5_alone_goes_through_the_whole_graph_to_a_bundle(
     assert bundle.images.path(0) is not None
 
 
+@pytest.mark.usefixtures("own_home")
 def test_a_dataset_h5_of_another_backbone_is_named(
     tiny_city_pipeline: TinyCityPipeline,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     source = tmp_path / "dataset.h5"
     _legacy_file_of(tiny_city_pipeline, source, width=768)
     config = _legacy_config(tiny_city_pipeline, tmp_path, source, tmp_path / "no-photos")

@@ -20,6 +20,7 @@ from geotriplet_assets.cli.main import main
 from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.synth.scale_city import generate_scale_city
 from geotriplet_assets.training.split_data import load_training_data
+from tests.factories.cli_home import isolated_cli
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +41,9 @@ def scale_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ArtefactLayout,
         "train: {max_epochs: 2, samples_per_epoch: 4096, eval_queries: 1000}\n"
         "serving: {parity_images: 4, report_upload_queries: 16, report_queries: 1000}\n"
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        (root / "dagster_home").mkdir()
-        (root / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        patch.delenv("GEOTRIPLET_CONFIG", raising=False)
-        patch.delenv("GEOTRIPLET_DATA_ROOT", raising=False)
+    with isolated_cli(root) as home:
         assert main(["--config", str(config), "materialize"]) == 0
-    return ArtefactLayout(root / "data"), root / "dagster_home"
+    return ArtefactLayout(root / "data"), home
 
 
 def test_every_photo_reaches_the_bundle(scale_run: tuple[ArtefactLayout, Path]) -> None:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from PIL import Image
 
 from geotriplet_assets.cli.main import main
 from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.synth import SynthConfig, generate_city
+from tests.factories.cli_home import isolated_cli
 
 
 @dataclass
@@ -56,12 +56,7 @@ def run_tiny_city_pipeline(root: Path) -> Iterator[TinyCityPipeline]:
         "train: {max_epochs: 3, samples_per_epoch: 512}\n"
         "serving: {parity_images: 4, report_upload_queries: 8}\n"
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        (root / "dagster_home").mkdir()
-        (root / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        patch.delenv("GEOTRIPLET_CONFIG", raising=False)
-        patch.delenv("GEOTRIPLET_DATA_ROOT", raising=False)
+    with isolated_cli(root):
         assert main(["--config", str(config_path), "materialize"]) == 0
         yield TinyCityPipeline(
             root,

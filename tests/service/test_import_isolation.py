@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.factories.imports import imported_modules
 
 FORBIDDEN = ("torch", "timm", "lightning", "dagster", "pandas")
 
@@ -32,7 +33,6 @@ def test_requirements_name_every_third_party_import_of_the_service() -> None:
         for line in requirements.splitlines()
         if line.strip() and not line.startswith("#")
     }
-    imported: set[str] = set()
     # The service image installs the project without dependencies: what the service imports
     # of the project (the bundle contract and the geometry under it) needs these too.
     sources = [
@@ -40,13 +40,9 @@ def test_requirements_name_every_third_party_import_of_the_service() -> None:
         *(root / "geotriplet_assets" / "bundle").glob("*.py"),
         root / "geotriplet_assets" / "geodesy.py",
     ]
-    for path in sources:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"service", "geotriplet_assets"}
+    third_party = (
+        imported_modules(sources) - set(sys.stdlib_module_names) - {"service", "geotriplet_assets"}
+    )
     distributions = importlib.metadata.packages_distributions()
     needed = {_normalised(distributions[name][0]) for name in third_party}
     # starlette comes with fastapi, pydantic-core with pydantic.
