@@ -69,6 +69,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_service_http.py
 	$(BIN)/python benchmarks/bench_bundle_start.py --bundles benchmarks/results/search-bundles
 	$(BIN)/python benchmarks/bench_scale.py --sizes 10000 100000
+	$(BIN)/python benchmarks/bench_training_memory.py
 
 clean-data:
 	rm -rf data
