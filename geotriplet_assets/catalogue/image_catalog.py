@@ -305,13 +305,13 @@ def build_catalog(
             yield batch
 
     stream = counted()
-    first = next(stream, [])
-    second = next(stream, None)
-    if second is None or workers == 1:
-        for batch in itertools.chain([first], [] if second is None else [second], stream):
+    head = list(itertools.islice(stream, 2))  # a single batch is parsed inline
+    batches = itertools.chain(head, stream)
+    if len(head) < 2 or workers == 1:
+        for batch in batches:
             collect(_catalog_batch(root, batch), len(batch))
     else:
-        _parse_in_processes(root, itertools.chain([first, second], stream), workers, collect)
+        _parse_in_processes(root, batches, workers, collect)
     images = _images_frame([]) if not frames else pd.concat(frames, ignore_index=True)
     images = images.sort_values("image_id", kind="stable", ignore_index=True)
     images = _without_duplicate_views(images, rejections)

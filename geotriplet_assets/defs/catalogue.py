@@ -1,12 +1,11 @@
 """The image catalogue: every image with its metadata, and every rejected file with its reason."""
 
-import time
+from pathlib import Path
 
 import dagster as dg
 
 from geotriplet_assets.catalogue.image_catalog import (
     Catalog,
-    CatalogProgress,
     build_catalog,
     catalog_counts,
     read_catalog,
@@ -18,12 +17,11 @@ from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.metadata import counts_table, figure_markdown, preview_table
 from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
 from geotriplet_assets.defs.plots import region_maps
-from geotriplet_assets.defs.progress import report_progress
+from geotriplet_assets.defs.progress import logged_progress
 from geotriplet_assets.defs.resources import GeoTripletSettings
 from geotriplet_assets.paths import ArtefactLayout, dataset_partition_key, write_parquet_atomic
 
 REJECTION_WARNING_FRACTION = 0.05
-PROGRESS_LOG_INTERVAL_S = 10.0
 _PREVIEW_COLUMNS = ["image_id", "dataset_id", "target_id", "patch_id", "lat", "lon", "form"]
 
 
@@ -75,22 +73,7 @@ def image_catalog(context: dg.AssetExecutionContext, settings: GeoTripletSetting
     )
 
 
-def _progress_logger(context: dg.AssetExecutionContext) -> CatalogProgress:
-    """Progress to the CLI's bar on every batch, and to the run log every few seconds."""
-    last_logged = time.monotonic()
-
-    def on_progress(parsed: int, found: int) -> None:
-        nonlocal last_logged
-        report_progress("catalogue", parsed, found)
-        now = time.monotonic()
-        if now - last_logged > PROGRESS_LOG_INTERVAL_S:
-            last_logged = now
-            context.log.info(f"parsed the metadata of {parsed} of {found} files found so far")
-
-    return on_progress
-
-
-def _source(config: GeoTripletConfig):
+def _source(config: GeoTripletConfig) -> Path:
     return config.resolve(config.data.hdf5_path) if config.data.hdf5_path else config.input_dir
 
 
@@ -104,7 +87,14 @@ def _catalog(
         return build_catalog(
             config.input_dir,
             workers=config.catalogue.workers,
-            progress=_progress_logger(context),
+            progress=logged_progress(
+                "catalogue",
+                context.log.info,
+                lambda parsed, found: (
+                    f"parsed the metadata of {parsed} of {found} files found so far"
+                ),
+                log_when_done=False,  # more files may still be found
+            ),
         )
     try:
         legacy = read_legacy_dataset(config.resolve(config.data.hdf5_path))

@@ -21,12 +21,11 @@ from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.catalogue import image_catalog
 from geotriplet_assets.defs.metadata import counts_table, file_size
 from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
-from geotriplet_assets.defs.progress import report_progress
+from geotriplet_assets.defs.progress import logged_progress
 from geotriplet_assets.defs.resources import GeoTripletSettings
 from geotriplet_assets.features.backbone import BackboneSpec
 from geotriplet_assets.features.embedder import Embedder
 from geotriplet_assets.features.embedding_store import (
-    EmbeddingShard,
     EmbeddingShardError,
     read_embedding_shard,
     read_shard_attrs,
@@ -37,8 +36,6 @@ from geotriplet_assets.features.embedding_store import (
 from geotriplet_assets.features.fingerprint import images_fingerprint
 from geotriplet_assets.paths import ArtefactLayout, read_parquet_artefact
 from geotriplet_assets.stage_settings import backbone_spec, decode_limits
-
-PROGRESS_LOG_INTERVAL_S = 10.0
 
 
 @functools.lru_cache(maxsize=2)
@@ -106,21 +103,6 @@ def _partition_images(settings: GeoTripletSettings, partition: str) -> pd.DataFr
     return images
 
 
-def _progress_logger(context: dg.AssetExecutionContext, partition: str):
-    """Progress to the CLI's bars on every batch, and to the run log every few seconds."""
-    last_logged = time.monotonic()
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal last_logged
-        report_progress(f"embeddings {partition}", done, total)
-        now = time.monotonic()
-        if now - last_logged > PROGRESS_LOG_INTERVAL_S or done == total:
-            last_logged = now
-            context.log.info(f"embedded {done}/{total} images of DatasetID {partition}")
-
-    return on_progress
-
-
 def _embed_shard(
     context: dg.AssetExecutionContext,
     embedder: Embedder,
@@ -138,7 +120,13 @@ def _embed_shard(
         run = embedder.embed_paths(
             paths,
             list(images["image_id"]),
-            progress=_progress_logger(context, context.partition_key),
+            progress=logged_progress(
+                f"embeddings {context.partition_key}",
+                context.log.info,
+                lambda done, total: (
+                    f"embedded {done}/{total} images of DatasetID {context.partition_key}"
+                ),
+            ),
             features_path=features,
         )
         write_embedding_shard(
@@ -315,12 +303,11 @@ def _shard_metadata(
     }
 
 
-def _partition_shard(
+def _partition_shard_path(
     context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
-) -> tuple[int, EmbeddingShard]:
+) -> tuple[int, Path]:
     dataset_id = int(context.op_execution_context.partition_key)
-    path = settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
-    return dataset_id, read_embedding_shard(path, load_embeddings=False)
+    return dataset_id, settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
 
 
 @dg.asset_check(
@@ -331,8 +318,7 @@ def _partition_shard(
 def embeddings_finite_and_nonzero(
     context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
 ) -> dg.AssetCheckResult:
-    dataset_id = int(context.op_execution_context.partition_key)
-    path = settings.layout.embedding_shard(settings.config.model.backbone, dataset_id)
+    dataset_id, path = _partition_shard_path(context, settings)
     statistics = shard_statistics(path)
     return dg.AssetCheckResult(
         passed=statistics.non_finite_rows == 0
@@ -357,7 +343,8 @@ def embeddings_finite_and_nonzero(
 def every_image_accounted_for(
     context: dg.AssetCheckExecutionContext, settings: GeoTripletSettings
 ) -> dg.AssetCheckResult:
-    dataset_id, shard = _partition_shard(context, settings)
+    dataset_id, path = _partition_shard_path(context, settings)
+    shard = read_embedding_shard(path, load_embeddings=False)
     catalog = read_catalog(settings.layout.catalog_dir)
     expected = set(catalog.images.loc[catalog.images["dataset_id"] == dataset_id, "image_id"])
     embedded = set(shard.image_ids)

@@ -87,8 +87,8 @@ def write_embedding_shard(
             dtype=np.float32,
             chunks=(min(count, _CHUNK_ROWS), dim) if count else None,
         )
-        for start in range(0, count, _BLOCK_ROWS):  # EMBEDDINGS may be a memory map
-            stored[start : start + _BLOCK_ROWS] = embeddings[start : start + _BLOCK_ROWS]
+        for start, block in _row_blocks(embeddings):  # EMBEDDINGS may be a memory map
+            stored[start : start + len(block)] = block
         shard.create_dataset("image_ids", data=[str(i) for i in image_ids], dtype=_STRING)
         group = shard.create_group("rejections")
         for column in REJECTION_COLUMNS:
@@ -114,10 +114,7 @@ def content_sha256(
     image ids and rejections."""
     digest = hashlib.sha256()
     blocks = (
-        (
-            embeddings[start : start + _BLOCK_ROWS]
-            for start in range(0, len(embeddings), _BLOCK_ROWS)
-        )
+        (block for _, block in _row_blocks(embeddings))
         if isinstance(embeddings, np.ndarray)
         else embeddings
     )
@@ -210,17 +207,23 @@ def _validated_embeddings(
     embeddings: np.ndarray, image_ids: Sequence[str], path: Path
 ) -> np.ndarray:
     """EMBEDDINGS checked, block by block, and never copied (it may be a memory map)."""
-    array = embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings)
+    array = np.asarray(embeddings)
     if array.ndim != 2 or array.shape[1] < 1:
         raise EmbeddingShardError(f"embeddings for {path} must be N x D, got {array.shape}")
     if len(image_ids) != array.shape[0]:
         raise EmbeddingShardError(
             f"{array.shape[0]} embeddings but {len(image_ids)} image ids for {path}"
         )
-    for start in range(0, len(array), _BLOCK_ROWS):
-        if not np.isfinite(array[start : start + _BLOCK_ROWS]).all():
-            raise EmbeddingShardError(f"embeddings for {path} contain NaN or infinite values")
+    if not all(np.isfinite(block).all() for _, block in _row_blocks(array)):
+        raise EmbeddingShardError(f"embeddings for {path} contain NaN or infinite values")
     return array
+
+
+def _row_blocks(array: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of ARRAY, _BLOCK_ROWS at a time, as `iter_embedding_blocks` reads a
+    shard: the temporaries of a check or a hash stay one block large."""
+    for start in range(0, len(array), _BLOCK_ROWS):
+        yield start, array[start : start + _BLOCK_ROWS]
 
 
 def _attr_value(key: str, value: Any, path: Path) -> AttrValue:

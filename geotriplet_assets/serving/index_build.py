@@ -79,11 +79,11 @@ def build_index(vectors: np.ndarray, settings: IndexConfig, *, seed: int = 0) ->
         return BuiltIndex(index, kind, params, 1.0, 0, seconds)
     sample = RecallSample.of(vectors, settings.recall_queries, seed)
     rerank = params.get("rerank", 1)
-    recall = sample.recall_at_10(index, vectors, rerank)
-    tuning: list[tuple[int, float]] = []
     if kind == "ivfpq" and settings.ivf_target_recall is not None:
         recall, tuning = _tune_nprobe(index, vectors, sample, rerank, settings.ivf_target_recall)
         params["nprobe"] = index.nprobe
+    else:
+        recall, tuning = sample.recall_at_10(index, vectors, rerank), []
     return BuiltIndex(index, kind, params, recall, len(sample.rows), seconds, tuning)
 
 
