@@ -8,7 +8,7 @@ from pathlib import Path
 from geotriplet_assets.cli.console import console, progress_display
 from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.synth import SynthConfig, generate_city
-from geotriplet_assets.synth.scale_city import generate_scale_city
+from geotriplet_assets.synth.scale_city import MAX_SCALE_IMAGES, generate_scale_city
 
 
 def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
@@ -17,6 +17,11 @@ def run(config: GeoTripletConfig, args: argparse.Namespace) -> int:
     seed = config.synth.seed if args.seed is None else args.seed
     if (preset == "scale") != (args.images is not None):
         console.print("[red]--images goes with --preset scale, and --preset scale needs it[/red]")
+        return 2
+    if preset == "scale" and not 1 <= args.images <= MAX_SCALE_IMAGES:
+        console.print(
+            f"[red]--images must be between 1 and {MAX_SCALE_IMAGES:,}, got {args.images}[/red]"
+        )
         return 2
     with progress_display() as progress:
         task = progress.add_task(f"generating {preset} city", total=None)

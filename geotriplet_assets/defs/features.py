@@ -60,6 +60,22 @@ def _load_embedder(
     )
 
 
+def _backbone_cache(config: GeoTripletConfig) -> Path:
+    """The backbone cache folder, created; a folder that cannot be is named with its setting."""
+    cache = config.backbone_cache_dir
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        if not os.access(cache, os.W_OK):
+            raise PermissionError(f"{cache} is not writable")
+    except OSError as error:
+        raise dg.Failure(
+            f"the backbone cache {cache} cannot be used ({type(error).__name__}: "
+            f"{error.strerror or error}): set embedding.cache_dir or GEOTRIPLET_CACHE_DIR to a "
+            "writable folder"
+        ) from error
+    return cache
+
+
 def create_embedder(config: GeoTripletConfig, cache_dir: Path) -> Embedder:
     embedder = _load_embedder(
         backbone_spec(config),
@@ -247,7 +263,7 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
     partition = context.partition_key
     dataset_id = int(partition)
     images = _partition_images(settings, partition)
-    embedder = create_embedder(config, config.backbone_cache_dir)
+    embedder = create_embedder(config, _backbone_cache(config))
     identity = {
         "model_name": embedder.model_name,
         "weights_sha256": embedder.weights_sha256,

@@ -72,6 +72,27 @@ def test_a_data_root_that_cannot_be_written_is_named_before_any_run(
     assert "Traceback" not in err
 
 
+def test_a_backbone_cache_that_cannot_be_used_is_named_with_its_setting(
+    tiny_city_pipeline: TinyCityPipeline,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("GEOTRIPLET_CACHE_DIR", str(blocker / "cache"))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"data: {{root: {tmp_path / 'data'}, input_dir: {tiny_city_pipeline.city}}}\n"
+    )
+    with isolated_cli(tmp_path):
+        assert main(["materialize", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"the backbone cache {blocker / 'cache'} cannot be used" in err
+    assert "set embedding.cache_dir or GEOTRIPLET_CACHE_DIR" in err
+    assert not list((tmp_path / "data").rglob("*.h5"))  # no shard, whole or partial
+
+
 def _legacy_file_of(pipeline: TinyCityPipeline, path: Path, *, width: int | None = None) -> int:
     """The tiny city's own embeddings written as the original project's dataset.h5 (plus
     one row the original failed on, zero-filled); the number of rows."""

@@ -52,6 +52,8 @@ def test_bad_sizes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
         generate_scale_city(tmp_path / "city", 0)
     assert main(["synth", "--preset", "scale", "--out", str(tmp_path / "c")]) == 2
     assert "--images" in capsys.readouterr().err
+    assert main(["synth", "--preset", "scale", "--images", "0", "--out", str(tmp_path / "c")]) == 2
+    assert "--images must be between 1 and 50,000,000, got 0" in capsys.readouterr().err
     out = tmp_path / "c"
     assert main(["synth", "--preset", "scale", "--images", "50", "--out", str(out)]) == 0
     assert len(build_catalog(out).images) >= 50
