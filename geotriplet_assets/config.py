@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,8 @@ from pydantic import (
 CONFIG_ENV_VAR = "GEOTRIPLET_CONFIG"
 DATA_ROOT_ENV_VAR = "GEOTRIPLET_DATA_ROOT"
 CACHE_DIR_ENV_VAR = "GEOTRIPLET_CACHE_DIR"
+COMPUTE_MODE_ENV_VAR = "GEOTRIPLET_COMPUTE_MODE"
+OPTUNA_STORAGE_ENV_VAR = "GEOTRIPLET_OPTUNA_STORAGE"
 DEMO_CONFIG_NAME = "demo_config.yaml"
 
 
@@ -196,6 +199,77 @@ class ServingConfig(_Section):
     locate_cluster_radius_m: Annotated[float, Field(gt=0)] = 100.0
 
 
+class SlurmResources(_Section):
+    """What one SLURM job of a step asks for (sbatch's options of the same names)."""
+
+    partition: str | None = None
+    time: str = "01:00:00"
+    cpus_per_task: PositiveInt = 2
+    mem: str | None = "4G"
+    gres: str | None = None
+    extra_args: list[str] = []
+
+    @field_validator("time")
+    @classmethod
+    def _slurm_time(cls, value: str) -> str:
+        if not _SLURM_TIME.fullmatch(value):
+            raise ValueError(
+                f"time must be SLURM's [days-]hours:minutes:seconds or minutes, got {value!r}"
+            )
+        return value
+
+    @field_validator("extra_args")
+    @classmethod
+    def _options_only(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.startswith("--") or "\n" in value:
+                raise ValueError(
+                    f"extra_args holds sbatch long options (--name=value), got {value!r}"
+                )
+        return values
+
+
+_SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}")
+
+
+class TrialWorkers(SlurmResources):
+    workers: PositiveInt = 2
+
+
+class SlurmConfig(_Section):
+    """How steps run as SLURM jobs: the job's environment, where its files go, what each asks."""
+
+    setup: list[str] = []
+    python: str = "python"
+    job_dir: str = "slurm"
+    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    account: str | None = None
+    qos: str | None = None
+    backbone_embeddings: SlurmResources = SlurmResources()
+    hyperparameter_search: TrialWorkers = TrialWorkers()
+    projection_head: SlurmResources = SlurmResources()
+
+
+class ComputeConfig(_Section):
+    """Where the heavy steps run: in the Dagster step's own process (local) or as SLURM jobs
+    driven by it (slurm). `$GEOTRIPLET_COMPUTE_MODE` sets the mode when the config does not."""
+
+    mode: Literal["local", "slurm"] = Field(
+        default_factory=lambda: os.environ.get(COMPUTE_MODE_ENV_VAR) or "local",
+        validate_default=True,
+    )
+    slurm: SlurmConfig = SlurmConfig()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _known_mode(cls, value: object) -> object:
+        if value not in ("local", "slurm"):
+            raise ValueError(
+                f"compute.mode (or ${COMPUTE_MODE_ENV_VAR}) is local or slurm, got {value!r}"
+            )
+        return value
+
+
 class GeoTripletConfig(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -209,6 +283,7 @@ class GeoTripletConfig(_Section):
     splits: SplitsConfig = SplitsConfig()
     synth: SynthSettings = SynthSettings()
     serving: ServingConfig = ServingConfig()
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @model_validator(mode="after")
     def _backbone_names_agree(self) -> GeoTripletConfig:

@@ -4,6 +4,7 @@ name, renamed into place only when complete."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ class ArtefactLayout:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of PATH; on success it replaces PATH, on error it vanishes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # the pid alone can repeat across the hosts (or containers) that share a data root
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield temporary
         os.replace(temporary, path)

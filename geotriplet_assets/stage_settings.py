@@ -6,11 +6,12 @@ turn it into these values here, in one place.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from geotriplet_assets.bundle.preprocessing import DecodeLimits
-from geotriplet_assets.config import GeoTripletConfig
+from geotriplet_assets.config import OPTUNA_STORAGE_ENV_VAR, GeoTripletConfig
 from geotriplet_assets.features.backbone import BackboneSpec
 from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.training.params import HeadParams, TrackingSettings, TrainingSettings
@@ -72,12 +73,17 @@ def settings_from_config(config: GeoTripletConfig, data_root: Path) -> TrainingS
 
 
 def study_storage_url(config: GeoTripletConfig) -> str:
-    """optuna.storage from the config, else a SQLite file under the data root.
+    """`$GEOTRIPLET_OPTUNA_STORAGE`, else optuna.storage, else a SQLite file under the data
+    root. Parallel trial workers (compute.mode: slurm) need a server database such as Postgres.
 
     A relative SQLite path (sqlite:///relative.db) resolves against the data root,
     like every other path of the config; its folder is created.
     """
-    url = config.optuna.storage or f"{SQLITE_PREFIX}{STUDY_FILE}"
+    url = (
+        os.environ.get(OPTUNA_STORAGE_ENV_VAR)
+        or config.optuna.storage
+        or f"{SQLITE_PREFIX}{STUDY_FILE}"
+    )
     if not url.startswith(SQLITE_PREFIX):
         return url
     path = config.resolve(url.removeprefix(SQLITE_PREFIX))

@@ -3,6 +3,7 @@
 import functools
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.catalogue import image_catalog
 from geotriplet_assets.defs.metadata import counts_table, file_size
 from geotriplet_assets.defs.partitions import DATASET_PARTITIONS
-from geotriplet_assets.defs.progress import logged_progress
+from geotriplet_assets.defs.progress import StepLog, logged_progress
 from geotriplet_assets.defs.resources import GeoTripletSettings
+from geotriplet_assets.defs.slurm import run_step_on_slurm
 from geotriplet_assets.features.backbone import BackboneSpec
 from geotriplet_assets.features.embedder import Embedder
 from geotriplet_assets.features.embedding_store import (
@@ -108,8 +110,8 @@ class _Shard:
     reused: bool
 
 
-def _partition_images(settings: GeoTripletSettings, partition: str) -> pd.DataFrame:
-    catalog = read_catalog(settings.layout.catalog_dir)
+def _partition_images(layout: ArtefactLayout, partition: str) -> pd.DataFrame:
+    catalog = read_catalog(layout.catalog_dir)
     images = catalog.images[catalog.images["dataset_id"] == int(partition)]
     if images.empty:
         raise dg.Failure(
@@ -120,7 +122,8 @@ def _partition_images(settings: GeoTripletSettings, partition: str) -> pd.DataFr
 
 
 def _embed_shard(
-    context: dg.AssetExecutionContext,
+    log: StepLog,
+    partition: str,
     embedder: Embedder,
     images: pd.DataFrame,
     config: GeoTripletConfig,
@@ -130,18 +133,16 @@ def _embed_shard(
     paths = [config.input_dir / relative for relative in images["path"]]
     # The features go to a memory-mapped file beside the shard, not into anonymous memory;
     # its name is one _sweep_temporaries removes if this process is killed.
-    features = path.with_name(f".{path.name}.{os.getpid()}.features.tmp")
+    features = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.features.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         run = embedder.embed_paths(
             paths,
             list(images["image_id"]),
             progress=logged_progress(
-                f"embeddings {context.partition_key}",
-                context.log.info,
-                lambda done, total: (
-                    f"embedded {done}/{total} images of DatasetID {context.partition_key}"
-                ),
+                f"embeddings {partition}",
+                log.info,
+                lambda done, total: f"embedded {done}/{total} images of DatasetID {partition}",
             ),
             features_path=features,
         )
@@ -163,12 +164,12 @@ def _embed_shard(
         del run  # releases the memory map before its file is removed
     finally:
         features.unlink(missing_ok=True)
-    context.log.info(f"wrote {path}: {shard.embedded} of {len(images)} images embedded")
+    log.info(f"wrote {path}: {shard.embedded} of {len(images)} images embedded")
     return shard
 
 
 def _legacy_shard(
-    context: dg.AssetExecutionContext,
+    log: StepLog,
     embedder: Embedder,
     images: pd.DataFrame,
     config: GeoTripletConfig,
@@ -211,14 +212,12 @@ def _legacy_shard(
         rejections=rejections,
         attrs={**attrs, "weights_source": f"legacy:{source}", "engine": "dataset.h5"},
     )
-    context.log.info(f"wrote {path}: {len(ids)} embeddings copied from {source}")
+    log.info(f"wrote {path}: {len(ids)} embeddings copied from {source}")
     seconds = time.perf_counter() - started
     return _Shard(path, len(embeddings), rejections, seconds, "dataset.h5", "none", False)
 
 
-def _reusable_shard(
-    context: dg.AssetExecutionContext, path: Path, fingerprint: str
-) -> tuple[_Shard | None, str]:
+def _reusable_shard(log: StepLog, path: Path, fingerprint: str) -> tuple[_Shard | None, str]:
     """The shard at PATH if it holds these inputs' embeddings intact; else None and, when a
     shard was there but could not be trusted, why (it is then recomputed, with a warning)."""
     if not path.is_file():
@@ -229,20 +228,20 @@ def _reusable_shard(
         stored = read_verified_shard(path, load_embeddings=False)
     except (EmbeddingShardError, OSError, KeyError) as error:
         problem = f"{type(error).__name__}: {error}"
-        context.log.warning(f"{path} cannot be reused ({problem}); embedding again")
+        log.warning(f"{path} cannot be reused ({problem}); embedding again")
         return None, problem
-    context.log.info(f"{path} is up to date (fingerprint {fingerprint[:12]}); reused")
+    log.info(f"{path} is up to date (fingerprint {fingerprint[:12]}); reused")
     engine = str(stored.attrs.get("engine"))
     embedded = len(stored.image_ids)
     return _Shard(path, embedded, stored.rejections, 0.0, engine, "reused", True), ""
 
 
-def _sweep_temporaries(context: dg.AssetExecutionContext, path: Path) -> None:
+def _sweep_temporaries(log: StepLog, path: Path) -> None:
     """Remove what a killed write of this partition's shard left (`.<name>.<pid>.tmp`);
     only this partition's run writes that shard."""
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
-        context.log.warning(f"removed {leftover}, left by an interrupted write")
+        log.warning(f"removed {leftover}, left by an interrupted write")
 
 
 @dg.asset(
@@ -260,9 +259,20 @@ def _sweep_temporaries(context: dg.AssetExecutionContext, path: Path) -> None:
 )
 def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config = settings.config
-    partition = context.partition_key
+    if config.compute.mode == "slurm":
+        return run_step_on_slurm(context, config, "backbone_embeddings")
+    return dg.MaterializeResult(
+        metadata=embed_partition(config, settings.layout, context.partition_key, context.log)
+    )
+
+
+def embed_partition(
+    config: GeoTripletConfig, layout: ArtefactLayout, partition: str, log: StepLog
+) -> dict[str, object]:
+    """Write (or reuse) DatasetID PARTITION's shard; its materialisation metadata. The step's
+    work wherever it runs: the Dagster step's process, or a SLURM job (defs.slurm_job)."""
     dataset_id = int(partition)
-    images = _partition_images(settings, partition)
+    images = _partition_images(layout, partition)
     embedder = create_embedder(config, _backbone_cache(config))
     identity = {
         "model_name": embedder.model_name,
@@ -274,19 +284,19 @@ def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletS
     if config.data.hdf5_path:
         identity["source"] = str(config.resolve(config.data.hdf5_path))
     fingerprint = images_fingerprint(images, identity)
-    path = settings.layout.embedding_shard(embedder.model_name, dataset_id)
-    _sweep_temporaries(context, path)
-    shard, problem = _reusable_shard(context, path, fingerprint)
+    path = layout.embedding_shard(embedder.model_name, dataset_id)
+    _sweep_temporaries(log, path)
+    shard, problem = _reusable_shard(log, path, fingerprint)
     if shard is None:
         attrs = {**identity, "dataset_id": dataset_id, "fingerprint": fingerprint}
         if config.data.hdf5_path:
-            shard = _legacy_shard(context, embedder, images, config, settings.layout, path, attrs)
+            shard = _legacy_shard(log, embedder, images, config, layout, path, attrs)
         else:
-            shard = _embed_shard(context, embedder, images, config, path, attrs)
+            shard = _embed_shard(log, partition, embedder, images, config, path, attrs)
     metadata = _shard_metadata(shard, images, embedder, partition, fingerprint)
     if problem:
         metadata["recomputed_because"] = problem
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
 def _shard_metadata(

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+from dagster._core.definitions.metadata import normalize_metadata
 
 
 def _column_type(dtype: object) -> str:
@@ -64,3 +65,21 @@ def figure_markdown(figure: Any, alt: str) -> dg.MarkdownMetadataValue:
 
 def file_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
+
+
+def serialized_metadata(metadata: Mapping[str, Any]) -> str:
+    """METADATA as Dagster's own serialisation: how a SLURM job hands its step's metadata
+    (tables, plots and paths included) back over Pipes."""
+    plain = {
+        key: _plain(value) if isinstance(value, np.generic) else value
+        for key, value in metadata.items()
+    }
+    return dg.serialize_value(normalize_metadata(plain))
+
+
+def deserialized_metadata(text: str) -> dict[str, dg.MetadataValue]:
+    """The metadata a job sent; Dagster's deserialiser builds only its registered value types."""
+    values = dg.deserialize_value(text, dict)
+    if not all(isinstance(value, dg.MetadataValue) for value in values.values()):
+        raise ValueError("the job's result is not a mapping of Dagster metadata values")
+    return values

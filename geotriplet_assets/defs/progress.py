@@ -9,11 +9,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 ProgressSink = Callable[[str, int, int], None]
 PROGRESS_LOG_INTERVAL_S = 10.0
 
 _sinks: list[ProgressSink] = []
+
+
+class StepLog(Protocol):
+    """Where a step's messages go: the Dagster run log (context.log) in a local step, Dagster
+    Pipes' log in a SLURM job; both reach the run's log in the UI."""
+
+    def info(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import dagster as dg
 import pandas as pd
@@ -10,7 +11,9 @@ from geotriplet_assets.config import GeoTripletConfig
 from geotriplet_assets.defs.geography import dataset_splits, geo_neighbours, targets
 from geotriplet_assets.defs.metadata import figure_markdown, preview_table
 from geotriplet_assets.defs.plots import training_curves
+from geotriplet_assets.defs.progress import StepLog
 from geotriplet_assets.defs.resources import GeoTripletSettings
+from geotriplet_assets.defs.slurm import run_step_on_slurm, run_trials_on_slurm
 from geotriplet_assets.paths import ArtefactLayout, atomic_path
 from geotriplet_assets.stage_settings import (
     params_from_config,
@@ -18,7 +21,12 @@ from geotriplet_assets.stage_settings import (
     study_settings,
     study_storage_url,
 )
-from geotriplet_assets.training.optuna_search import params_with, run_study
+from geotriplet_assets.training.optuna_search import (
+    open_study,
+    optimize,
+    params_with,
+    study_result,
+)
 from geotriplet_assets.training.params import HeadParams
 from geotriplet_assets.training.run_inputs import (
     record_inputs,
@@ -43,9 +51,10 @@ def training_data_for(config: GeoTripletConfig, layout: ArtefactLayout) -> Train
         "Optuna study over the head's hyperparameters (learning rate, weight decay, embedding "
         "size, margin, difficulty levels, UCB alpha, batch size, warmup), maximising "
         "validation recall@1 with per-epoch median pruning; persistent storage (SQLite under "
-        "the data root unless optuna.storage names another SQLAlchemy URL). Its best "
-        "parameters are used by projection_head when optuna.enabled is true; when it is false "
-        "the asset records that no search ran."
+        "the data root unless optuna.storage names another SQLAlchemy URL). With "
+        "compute.mode slurm the trials run in parallel SLURM jobs sharing that storage. Its "
+        "best parameters are used by projection_head when optuna.enabled is true; when it is "
+        "false the asset records that no search ran."
     ),
 )
 def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
@@ -60,19 +69,14 @@ def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTriple
             }
         )
     layout = settings.layout
-    data = training_data_for(config, layout)
     storage = study_storage_url(config)
-    result = run_study(
-        data,
-        params_from_config(config),
-        study_settings(config, layout.root),
-        storage=storage,
-        study_name=config.optuna.study_name,
-        n_trials=config.optuna.n_trials,
-        timeout_s=config.optuna.timeout_s,
-        output_dir=layout.optuna_dir / config.optuna.study_name,
-        seed=config.train.seed,
-    )
+    study = open_study(storage, config.optuna.study_name, config.train.seed)
+    jobs: dict[str, object] = {}
+    if config.compute.mode == "slurm":
+        jobs = run_trials_on_slurm(context, config, config.optuna.n_trials)
+    else:
+        run_trials(config, layout, config.optuna.n_trials)
+    result = study_result(study, storage)
     path = layout.best_params_path
     with atomic_path(path) as temporary:
         temporary.write_text(
@@ -91,7 +95,7 @@ def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTriple
         metadata={
             "enabled": True,
             "path": dg.MetadataValue.path(str(path)),
-            "storage": result.storage,
+            "storage": _without_password(result.storage),
             "study_name": result.study_name,
             "trials": len(result.trials),
             "completed_trials": int(states.get("COMPLETE", 0)),
@@ -99,8 +103,33 @@ def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTriple
             "best_val_recall_at_1": result.best_value,
             "best_params": dg.MetadataValue.json(result.best_params),
             "trials_table": preview_table(result.trials, rows=50),
+            **jobs,
         }
     )
+
+
+def run_trials(
+    config: GeoTripletConfig, layout: ArtefactLayout, n_trials: int, worker: int = 0
+) -> None:
+    """N_TRIALS more trials of the configured study, in this process: the search's work in a
+    local step and in each of its SLURM trial workers, which share the study's storage and
+    seed their samplers apart (train.seed + WORKER) so that they do not propose alike."""
+    optimize(
+        open_study(
+            study_storage_url(config), config.optuna.study_name, config.train.seed + worker
+        ),
+        training_data_for(config, layout),
+        params_from_config(config),
+        study_settings(config, layout.root),
+        n_trials=n_trials,
+        timeout_s=config.optuna.timeout_s,
+        output_dir=layout.optuna_dir / config.optuna.study_name,
+    )
+
+
+def _without_password(url: str) -> str:
+    """A storage URL fit for the run's metadata: any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def head_params(config: GeoTripletConfig, layout: ArtefactLayout) -> tuple[HeadParams, str]:
@@ -125,14 +154,24 @@ def head_params(config: GeoTripletConfig, layout: ArtefactLayout) -> tuple[HeadP
     ),
 )
 def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
-    config, layout = settings.config, settings.layout
+    config = settings.config
+    if config.compute.mode == "slurm":
+        return run_step_on_slurm(context, config, "projection_head")
+    return dg.MaterializeResult(metadata=train_head(config, settings.layout, context.log))
+
+
+def train_head(
+    config: GeoTripletConfig, layout: ArtefactLayout, log: StepLog
+) -> dict[str, object]:
+    """Train (or resume) the head; its materialisation metadata. The step's work wherever it
+    runs: the Dagster step's process, or a SLURM job (defs.slurm_job)."""
     data = training_data_for(config, layout)
     params, params_source = head_params(config, layout)
     run_settings = settings_from_config(config, layout.root)
     output_dir = layout.root / config.logging.checkpoint_dir
     fingerprint = training_inputs_fingerprint(data, params, run_settings)
     resume = same_inputs_as_before(output_dir, fingerprint)
-    context.log.info(
+    log.info(
         f"resuming from {output_dir}"
         if resume
         else f"inputs changed: training afresh in {output_dir}"
@@ -140,15 +179,13 @@ def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSetti
     record_inputs(output_dir, fingerprint)
     result = train_projection_head(data, params, run_settings, output_dir, resume=resume)
     record_inputs(output_dir, fingerprint, finished=True)
-    return dg.MaterializeResult(
-        metadata={
-            "data_source": data.source,
-            "params_source": params_source,
-            "params": dg.MetadataValue.json(dataclasses.asdict(params)),
-            "resumed": resume,
-            **_training_metadata(result),
-        }
-    )
+    return {
+        "data_source": data.source,
+        "params_source": params_source,
+        "params": dg.MetadataValue.json(dataclasses.asdict(params)),
+        "resumed": resume,
+        **_training_metadata(result),
+    }
 
 
 def _training_metadata(result: TrainingResult) -> dict[str, object]:

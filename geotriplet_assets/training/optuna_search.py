@@ -88,22 +88,35 @@ def _trial_settings(settings: TrainingSettings, study_name: str, number: int) ->
     return replace(settings, tracking=tracking)
 
 
-def run_study(
+def open_study(storage: str, study_name: str, seed: int) -> optuna.Study:
+    """The persistent study STUDY_NAME in STORAGE, created on first use. Workers that share a
+    server storage (parallel SLURM jobs) each open it; the median pruner compares a trial with
+    every worker's trials."""
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
+        ),
+    )
+
+
+def optimize(
+    study: optuna.Study,
     data: TrainingData,
     base_params: HeadParams,
     settings: TrainingSettings,
     *,
-    storage: str,
-    study_name: str,
     n_trials: int,
     timeout_s: float | None,
     output_dir: Path,
-    seed: int,
-) -> StudyResult:
-    """Run N_TRIALS more trials (or until TIMEOUT_S) of a persistent, resumable study.
-
-    Each trial trains afresh in OUTPUT_DIR/trial-NNNN with its own W&B run.
-    """
+) -> None:
+    """Run N_TRIALS more trials of STUDY (or until TIMEOUT_S); each trains afresh in
+    OUTPUT_DIR/trial-NNNN with its own W&B run."""
+    study_name = study.study_name
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, base_params)
@@ -119,26 +132,47 @@ def run_study(
         trial.set_user_attr("epochs_run", result.epochs_run)
         return result.best_val_recall_at_1
 
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
-        ),
-    )
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, gc_after_trial=True)
+
+
+def study_result(study: optuna.Study, storage: str) -> StudyResult:
+    """The best trial so far and every trial's state, value and parameters."""
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise optuna.exceptions.OptunaError(
-            f"study {study_name!r} in {storage} has no completed trial yet"
+            f"study {study.study_name!r} in {storage} has no completed trial yet"
         )
     return StudyResult(
         best_params=dict(study.best_params),
         best_value=float(study.best_value),
         trials=study.trials_dataframe(attrs=("number", "state", "value", "params")),
         storage=storage,
-        study_name=study_name,
+        study_name=study.study_name,
     )
+
+
+def run_study(
+    data: TrainingData,
+    base_params: HeadParams,
+    settings: TrainingSettings,
+    *,
+    storage: str,
+    study_name: str,
+    n_trials: int,
+    timeout_s: float | None,
+    output_dir: Path,
+    seed: int,
+) -> StudyResult:
+    """Run N_TRIALS more trials (or until TIMEOUT_S) of a persistent, resumable study in this
+    process, and return its result."""
+    study = open_study(storage, study_name, seed)
+    optimize(
+        study,
+        data,
+        base_params,
+        settings,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        output_dir=output_dir,
+    )
+    return study_result(study, storage)
