@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.geotriplet-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo synth materialize query serve test test-fast lint format ui bench clean-data
+.PHONY: setup demo synth materialize query serve test test-fast lint format ui bench clean-data e2e e2e-slurm
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ test-fast: setup
 
 e2e: setup
 	VENV=$(VENV) bash tests/e2e/run_compose_e2e.sh
+
+e2e-slurm: setup
+	VENV=$(VENV) bash tests/e2e/run_compose_e2e.sh --slurm
 
 lint: setup
 	$(BIN)/ruff check .

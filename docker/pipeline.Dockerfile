@@ -45,6 +45,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/build/pyp
     && pip install --quiet --no-deps "$DAGSTER_POSTGRES_REQUIREMENT" \
     && rm -rf /tmp/build
 
+# SLURM's client commands (sbatch, scontrol, scancel, sacct) for compute.mode: slurm; they
+# authenticate through the MUNGE socket of the compose cluster's controller (docker/slurm/)
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-client \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/*
+
 COPY pyproject.toml README.md /tmp/build/
 COPY geotriplet_assets /tmp/build/geotriplet_assets
 COPY service /tmp/build/service
@@ -56,6 +63,8 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/geo
     && mkdir -p /data /opt/dagster/home \
     && chown geotriplet:geotriplet /data /opt/dagster/home
 COPY dagster.yaml workspace.yaml /opt/dagster/
+COPY docker/slurm/slurm.conf /etc/slurm/slurm.conf
+COPY docker/slurm/demo.yaml /opt/geotriplet/slurm-demo.yaml
 COPY docker/pipeline-entrypoint.sh /usr/local/bin/geotriplet-entrypoint
 COPY docker/pipeline-healthcheck.sh /usr/local/bin/geotriplet-healthcheck
 RUN ln -s /opt/dagster/dagster.yaml /opt/dagster/home/dagster.yaml

@@ -33,7 +33,6 @@ from geotriplet_assets.config import (
     CACHE_DIR_ENV_VAR,
     CONFIG_ENV_VAR,
     DATA_ROOT_ENV_VAR,
-    OPTUNA_STORAGE_ENV_VAR,
     GeoTripletConfig,
     SlurmResources,
 )
@@ -56,8 +55,11 @@ WHY = {
     "PREEMPTED": "it was preempted",
 }
 SETTING_BEHIND = {"TIMEOUT": "time", "OUT_OF_MEMORY": "mem"}
-# what the environment of the Dagster process passes on to a job, beside sbatch's own export
-FORWARDED_ENV = (CONFIG_ENV_VAR, DATA_ROOT_ENV_VAR, CACHE_DIR_ENV_VAR, OPTUNA_STORAGE_ENV_VAR)
+# Where the job finds its config and data, written into the script so that it holds wherever
+# the site's sbatch exports less than the submitting environment (its default is all of it).
+# $GEOTRIPLET_OPTUNA_STORAGE may carry a password: it travels in that environment only, never
+# into a script on the shared filesystem.
+FORWARDED_ENV = (CONFIG_ENV_VAR, DATA_ROOT_ENV_VAR, CACHE_DIR_ENV_VAR)
 
 
 class SlurmError(RuntimeError):
@@ -243,9 +245,11 @@ def failure_description(spec: JobSpec, state: JobState, log: Path) -> str:
     )
     text = f"SLURM job {state.job_id} ({spec.name}) ended {state.state}{where}: {why}"
     text += f" [{details}]" if details else ""
-    if log.is_file():
-        tail = log.read_text("utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        text += f"\nlast lines of {log}:\n" + "\n".join(tail)
+    tail = log.read_text("utf-8", errors="replace").splitlines() if log.is_file() else []
+    if tail:
+        text += f"\nlast lines of {log}:\n" + "\n".join(tail[-LOG_TAIL_LINES:])
+    else:
+        text += f"\n(its log {log} is empty or missing)"
     return text
 
 

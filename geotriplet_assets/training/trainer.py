@@ -18,6 +18,7 @@ import torch
 from lightning.fabric.utilities.data import AttributeDict
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.tuner import Tuner
 
 from geotriplet_assets.evaluation.retrieval_metrics import RetrievalMetrics
@@ -334,6 +335,9 @@ def train_projection_head(
         logger=logger if logger is not None else False,
         default_root_dir=output_dir,
         log_every_n_steps=max(1, min(50, datamodule.steps_per_epoch)),
+        # in a SLURM job, Lightning would requeue it on a signal: a failed job is retried by
+        # Dagster, which submits it again (jobs ask --no-requeue)
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
         **QUIET_TRAINER,
     )
     exit_code = 1

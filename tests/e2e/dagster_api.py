@@ -81,6 +81,21 @@ query Materialisations {
 """
 
 
+RUN_FAILURES_QUERY = """
+query RunFailures($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent { stepKey error { message } }
+      }
+    }
+  }
+}
+"""
+
+
 class GraphQLError(RuntimeError):
     """The API answered with errors."""
 
@@ -159,9 +174,13 @@ class DagsterApi:
         it sends the partition keys selected, here all of them.
         """
         partitions = sorted({key for node in nodes for key in node.partition_keys})
+        return self.launch_backfill([node.key for node in nodes if node.executable], partitions)
+
+    def launch_backfill(self, asset_keys: list[str], partitions: list[str]) -> str:
+        """A backfill of ASSET_KEYS over PARTITIONS, as the partitions dialog launches one."""
         params = {
             "tags": [],
-            "assetSelection": [{"path": node.key.split("/")} for node in nodes if node.executable],
+            "assetSelection": [{"path": key.split("/")} for key in asset_keys],
             "partitionNames": partitions,
             "fromFailure": False,
         }
@@ -178,6 +197,23 @@ class DagsterApi:
             raise GraphQLError(f"backfill {backfill_id}: {backfill}")
         runs = {run["runId"]: run["status"] for run in data["runsOrError"]["results"]}
         return BackfillState(status=backfill["status"], runs=runs)
+
+    def wait_for_backfill(self, backfill_id: str, timeout_s: float) -> BackfillState:
+        return wait_for(
+            f"backfill {backfill_id} to finish",
+            lambda: state if (state := self.backfill_state(backfill_id)).finished else None,
+            timeout_s,
+            every_s=5,
+        )
+
+    def step_failures(self, run_id: str) -> list[str]:
+        """The error messages of the run's failed steps."""
+        logs = self.query(RUN_FAILURES_QUERY, {"runId": run_id})["logsForRun"]
+        return [
+            f"{event['stepKey']}: {event['error']['message']}"
+            for event in logs.get("events") or []
+            if event["__typename"] == "ExecutionStepFailureEvent"
+        ]
 
     def materialisations(self) -> dict[str, dict[str, Any]]:
         """Per asset: the latest materialisation (or None) and partition counts."""

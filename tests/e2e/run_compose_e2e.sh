@@ -9,13 +9,23 @@
 # ends with `down -v` (and stops the engine if it started it). Artefacts (screenshot, timings,
 # logs) go to build/e2e/.
 #
+# With --slurm it tests the `slurm` profile instead: the SLURM image is built on the pipeline
+# image, the stack comes up with the cluster and compute.mode slurm (the demo city through
+# /opt/geotriplet/slurm-demo.yaml), and tests/e2e/test_slurm_stack.py runs: the whole graph
+# through Dagster with its heavy steps as SLURM jobs, sacct's record of them, the service's
+# answer, a compute node killed during an embedding partition and that partition retried.
+# Artefacts go to build/e2e-slurm/; the stack is taken down and checked gone.
+#
 # Environment: PYTHON_IMAGE, POSTGRES_IMAGE, TORCH_INDEX_URL, TORCH_REQUIREMENTS as in
 # compose.yaml; E2E_DAGSTER_PORT (13000) and E2E_SERVICE_PORT (18000) on the host.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 root="$PWD"
+profile=default
+[[ "${1:-}" == "--slurm" ]] && profile=slurm
 artifacts="$root/build/e2e"
+[[ $profile == slurm ]] && artifacts="$root/build/e2e-slurm"
 venv_python="$root/${VENV:-.venv}/bin/python"
 project=geotriplet-e2e
 export DAGSTER_WEBSERVER_PORT="${E2E_DAGSTER_PORT:-13000}"
@@ -27,7 +37,7 @@ started_at=$(date +%s)
 build_s="-" up_s="-"
 dockerd_pid="" stack_created=0
 server_pids=()
-compose=()
+compose=() default_services=()
 
 log() { printf '[e2e %4ds] %s\n' "$(($(date +%s) - started_at))" "$*"; }
 fail() { echo "e2e: $*" >&2; exit 1; }
@@ -45,8 +55,14 @@ cleanup() {
     if ((stack_created)); then
         "${compose[@]}" ps >"$artifacts/compose-ps.txt" 2>&1
         "${compose[@]}" logs --no-color >"$artifacts/compose.log" 2>&1
-        log "taking the stack down (logs in build/e2e/compose.log)"
+        log "taking the stack down (logs in $artifacts/compose.log)"
         "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1
+        local left
+        left="$(docker ps -aq --filter "label=com.docker.compose.project=$project")"
+        if [[ -n "$left" ]]; then
+            log "containers left after down: $left"
+            ((status == 0)) && status=1
+        fi
     fi
     for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
     if [[ -n "$dockerd_pid" ]]; then
@@ -85,6 +101,9 @@ choose_compose() {
         compose=(docker-compose)
     fi
     compose+=(-p "$project" -f "$root/compose.yaml")
+    default_services=("${compose[@]}")
+    [[ $profile == slurm ]] && compose+=(--profile slurm)
+    return 0
 }
 
 image_available() {
@@ -158,18 +177,28 @@ choose_torch_source
 
 log "building the images with ${compose[*]}"
 build_started=$(date +%s)
-if ! "${compose[@]}" build >"$artifacts/build.log" 2>&1; then
+# the default services first: the SLURM image is built on the pipeline image
+if ! "${default_services[@]}" build >"$artifacts/build.log" 2>&1 \
+    || { [[ $profile == slurm ]] && ! "${compose[@]}" build slurm-controller slurm-node-1 \
+        slurm-node-2 >>"$artifacts/build.log" 2>&1; }; then
     tail -40 "$artifacts/build.log" >&2
-    fail "image build failed; see build/e2e/build.log"
+    fail "image build failed; see $artifacts/build.log"
 fi
 build_s=$(($(date +%s) - build_started))
 docker image prune -f >/dev/null
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
-    | grep -E '^geotriplet-(pipeline|service|proxy):' | tee "$artifacts/image-sizes.txt"
+    | grep -E '^geotriplet-(pipeline|service|proxy|slurm):' | tee "$artifacts/image-sizes.txt"
 # The service image carries OpenCV for re-ranking and must stay under 700 MB (issue 13).
 service_bytes=$(docker image inspect --format '{{.Size}}' "${GEOTRIPLET_SERVICE_IMAGE:-geotriplet-service:latest}" 2>/dev/null || echo 0)
 if [ "$service_bytes" -ge 700000000 ] || [ "$service_bytes" -eq 0 ]; then
     fail "the service image is $service_bytes bytes: it must be under 700 MB"
+fi
+
+tests=(tests/e2e --ignore=tests/e2e/test_slurm_stack.py)
+if [[ $profile == slurm ]]; then
+    export GEOTRIPLET_COMPUTE_MODE=slurm GEOTRIPLET_DEMO_CITY=always \
+        GEOTRIPLET_CONFIG=/opt/geotriplet/slurm-demo.yaml
+    tests=(tests/e2e/test_slurm_stack.py)
 fi
 
 log "starting the stack"
@@ -184,4 +213,5 @@ GEOTRIPLET_E2E_DAGSTER_URL="http://127.0.0.1:$DAGSTER_WEBSERVER_PORT" \
     GEOTRIPLET_E2E_COMPOSE="${compose[*]}" \
     GEOTRIPLET_E2E_ARTIFACTS="$artifacts" \
     GEOTRIPLET_E2E_UP_STARTED_AT="$up_started" \
-    "$venv_python" -m pytest tests/e2e -x -q -p no:cacheprovider
+    GEOTRIPLET_E2E_PROFILE="$profile" \
+    "$venv_python" -m pytest "${tests[@]}" -x -q -p no:cacheprovider
