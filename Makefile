@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.geotriplet-installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo synth materialize query serve test test-fast lint format ui bench clean-data e2e e2e-slurm
+.PHONY: setup demo synth materialize query serve test test-fast lint format ui bench clean-data e2e e2e-slurm bench-slurm
 
 setup: $(STAMP)
 
@@ -43,6 +43,9 @@ e2e: setup
 
 e2e-slurm: setup
 	VENV=$(VENV) bash tests/e2e/run_compose_e2e.sh --slurm
+
+bench-slurm: setup
+	VENV=$(VENV) bash tests/e2e/run_compose_e2e.sh --slurm --bench
 
 lint: setup
 	$(BIN)/ruff check .

@@ -243,6 +243,7 @@ class SlurmConfig(_Section):
     python: str = "python"
     job_dir: str = "slurm"
     poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    parallel_partitions: PositiveInt = 16
     account: str | None = None
     qos: str | None = None
     backbone_embeddings: SlurmResources = SlurmResources()

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -203,10 +204,22 @@ def materialize_all(
     missing = [key for key in wanted if key not in registered]
     if missing:
         raise MaterializationFailed(f"partitions {missing} were not registered by image_catalog")
-    for number, key in enumerate(wanted, start=1):
-        label = f"embeddings {key} ({number}/{len(wanted)})"
-        announce(label, 1, 3)
-        records.append(_run(label, runs.partitioned, settings, instance, partition_key=key))
+    labels = {key: f"embeddings {key} ({n}/{len(wanted)})" for n, key in enumerate(wanted, 1)}
+    compute = settings.config.compute
+    if compute.mode == "slurm":
+        # the partitions' runs only follow their jobs: submit them together, so that regions
+        # embed in parallel on the cluster's nodes
+        announce(f"embeddings: {len(wanted)} partitions as SLURM jobs", 1, 3)
+        with ThreadPoolExecutor(max_workers=compute.slurm.parallel_partitions) as pool:
+            futures = [
+                pool.submit(_run, labels[key], runs.partitioned, settings, instance, key)
+                for key in wanted
+            ]
+            records.extend(future.result() for future in futures)
+    else:
+        for key in wanted:
+            announce(labels[key], 1, 3)
+            records.append(_run(labels[key], runs.partitioned, settings, instance, key))
     announce("geography, training and serving", 2, 3)
     records.append(_run("geography, training and serving", runs.downstream, settings, instance))
     announce("done", 3, 3)

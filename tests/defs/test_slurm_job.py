@@ -24,7 +24,7 @@ def _job_asset(partition: str, config_path: str, step: str) -> dg.AssetsDefiniti
     @dg.asset(
         name="backbone_embeddings", partitions_def=dg.StaticPartitionsDefinition([partition])
     )
-    def job(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def job(context) -> dg.MaterializeResult:  # unannotated: Dagster resolves no string
         completed = dg.PipesSubprocessClient().run(
             command=[sys.executable, "-m", "geotriplet_assets.defs.slurm_job", step],
             context=context,
@@ -67,12 +67,19 @@ def test_the_job_reports_what_the_local_step_reports(pipeline: TinyCityPipeline)
 def test_a_step_that_fails_in_the_job_fails_the_asset_with_its_error(
     pipeline: TinyCityPipeline,
 ) -> None:
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [_job_asset("9999", str(pipeline.config_path), "backbone_embeddings")],
         partition_key="9999",
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
     assert not result.success
+    (closed,) = [
+        entry
+        for entry in instance.all_logs(result.run_id)
+        if "closed with exception" in (entry.message or "")
+    ]
+    assert "DatasetID 9999 has no catalogued images" in str(closed.dagster_event)
     (failure,) = [event for event in result.all_events if event.is_step_failure]
-    assert "exited with code 1" in str(failure.step_failure_data.error)
+    assert "failed with code 1" in str(failure.step_failure_data.error)

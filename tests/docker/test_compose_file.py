@@ -99,20 +99,54 @@ def test_the_schema_rejects_what_compose_rejects() -> None:
         jsonschema.Draft202012Validator(compose_spec_schema()).validate(compose)
 
 
+SLURM_SERVICES = {"slurm-controller", "slurm-node-1", "slurm-node-2"}
+
+
 def test_the_stack_has_its_six_services_on_one_data_volume() -> None:
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"postgres", *PIPELINE_SERVICES, "service", "proxy"}
-    assert set(compose["volumes"]) == {"geotriplet-data", "postgres-data"}
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"postgres", *PIPELINE_SERVICES, "service", "proxy"}
+    assert set(compose["volumes"]) == {
+        "geotriplet-data",
+        "postgres-data",
+        *("slurm-munge-key", "slurm-munge-socket", "slurm-controller-state", "slurm-accounting"),
+    }
     for name in PIPELINE_SERVICES:
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    # least privilege: only the code server, where runs execute, writes the data
-    assert services["pipeline"]["volumes"] == ["geotriplet-data:/data"]
+    # least privilege: only the code server, where runs execute, writes the data (and reaches
+    # the SLURM controller's MUNGE socket, to submit jobs)
+    assert services["pipeline"]["volumes"] == [
+        "geotriplet-data:/data",
+        "slurm-munge-socket:/run/munge",
+    ]
     for name in ("webserver", "daemon", "service"):
         assert services[name]["volumes"] == ["geotriplet-data:/data:ro"]
     assert "volumes" not in services["proxy"]
     assert all("healthcheck" in service for name, service in services.items() if name != "proxy")
     assert services["postgres"]["image"] == "postgres:16"
+
+
+def test_the_slurm_profile_adds_a_controller_and_two_nodes_on_the_data_volume() -> None:
+    services = load_compose()["services"]
+    slurm = {name for name, service in services.items() if "profiles" in service}
+    assert slurm == SLURM_SERVICES
+    for name in SLURM_SERVICES:
+        service = services[name]
+        assert service["profiles"] == ["slurm"]
+        assert service["image"] == "geotriplet-slurm:latest"
+        assert service["build"]["dockerfile"] == "docker/slurm.Dockerfile"
+        assert service["hostname"] == name  # slurm.conf names the hosts
+        assert "geotriplet-data:/data" in service["volumes"]
+        assert "mem_limit" in service
+    for node in ("slurm-node-1", "slurm-node-2"):
+        assert services[node]["command"] == ["node"]
+        assert "slurm-munge-key:/etc/munge:ro" in services[node]["volumes"]
+        assert services[node]["depends_on"]["slurm-controller"]["condition"] == "service_healthy"
+    assert "slurm-munge-socket:/run/munge" in services["slurm-controller"]["volumes"]
+    slurm_conf = (ROOT / "docker" / "slurm" / "slurm.conf").read_text()
+    assert "SlurmctldHost=slurm-controller" in slurm_conf
+    assert "NodeName=slurm-node-[1-2]" in slurm_conf
 
 
 def test_ports_listen_on_this_machine_only_and_the_service_only_through_its_proxy() -> None:

@@ -96,6 +96,17 @@ query RunFailures($runId: ID!) {
 """
 
 
+TERMINATE_RUN_MUTATION = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on PythonError { message }
+    ... on TerminateRunFailure { message }
+  }
+}
+"""
+
+
 class GraphQLError(RuntimeError):
     """The API answered with errors."""
 
@@ -205,6 +216,12 @@ class DagsterApi:
             timeout_s,
             every_s=5,
         )
+
+    def terminate_run(self, run_id: str) -> None:
+        """What the run page's "Terminate" button sends."""
+        answer = self.query(TERMINATE_RUN_MUTATION, {"runId": run_id})["terminateRun"]
+        if answer["__typename"] != "TerminateRunSuccess":
+            raise GraphQLError(f"run {run_id} not terminated: {answer}")
 
     def step_failures(self, run_id: str) -> list[str]:
         """The error messages of the run's failed steps."""

@@ -14,7 +14,9 @@
 # /opt/geotriplet/slurm-demo.yaml), and tests/e2e/test_slurm_stack.py runs: the whole graph
 # through Dagster with its heavy steps as SLURM jobs, sacct's record of them, the service's
 # answer, a compute node killed during an embedding partition and that partition retried.
-# Artefacts go to build/e2e-slurm/; the stack is taken down and checked gone.
+# Artefacts go to build/e2e-slurm/; the stack is taken down and checked gone. With
+# `--slurm --bench` it runs benchmarks/bench_slurm.py in the stack instead of the tests
+# (the embedded demo config, compute.mode chosen per run; `make bench-slurm`).
 #
 # Environment: PYTHON_IMAGE, POSTGRES_IMAGE, TORCH_INDEX_URL, TORCH_REQUIREMENTS as in
 # compose.yaml; E2E_DAGSTER_PORT (13000) and E2E_SERVICE_PORT (18000) on the host.
@@ -22,8 +24,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 root="$PWD"
-profile=default
+profile=default bench=0
 [[ "${1:-}" == "--slurm" ]] && profile=slurm
+[[ "${2:-}" == "--bench" ]] && bench=1
 artifacts="$root/build/e2e"
 [[ $profile == slurm ]] && artifacts="$root/build/e2e-slurm"
 venv_python="$root/${VENV:-.venv}/bin/python"
@@ -195,7 +198,7 @@ if [ "$service_bytes" -ge 700000000 ] || [ "$service_bytes" -eq 0 ]; then
 fi
 
 tests=(tests/e2e --ignore=tests/e2e/test_slurm_stack.py)
-if [[ $profile == slurm ]]; then
+if [[ $profile == slurm && $bench == 0 ]]; then
     export GEOTRIPLET_COMPUTE_MODE=slurm GEOTRIPLET_DEMO_CITY=always \
         GEOTRIPLET_CONFIG=/opt/geotriplet/slurm-demo.yaml
     tests=(tests/e2e/test_slurm_stack.py)
@@ -206,6 +209,18 @@ up_started=$(date +%s)
 stack_created=1
 "${compose[@]}" up -d --no-build
 up_s=$(($(date +%s) - up_started))
+
+if ((bench)); then
+    log "waiting for the code server (it generates the demo city)"
+    for _ in $(seq 120); do
+        [[ "$(docker inspect -f '{{.State.Health.Status}}' "$("${compose[@]}" ps -q pipeline)")" == healthy ]] \
+            && break
+        sleep 5
+    done
+    log "running benchmarks/bench_slurm.py in the pipeline container"
+    "${compose[@]}" exec -T pipeline python - <benchmarks/bench_slurm.py | tee "$artifacts/bench_slurm.txt"
+    exit "${PIPESTATUS[0]}"
+fi
 
 log "running tests/e2e"
 GEOTRIPLET_E2E_DAGSTER_URL="http://127.0.0.1:$DAGSTER_WEBSERVER_PORT" \

@@ -1,8 +1,9 @@
 """The compose stack with its SLURM cluster (the `slurm` profile) end to end: "Materialize all"
 through GraphQL with compute.mode slurm, SLURM's accounting of the jobs it ran (embeddings on
 both compute nodes, the Optuna trials in parallel, the head), the service finding the demo
-photo's building, and a compute node killed during an embedding partition: the partition fails
-with SLURM's reason and its retry succeeds on the other node.
+photo's building, a run terminated in Dagster cancelling its job, and a compute node killed
+during an embedding partition: the partition fails with SLURM's reason and its retry succeeds on
+the other node.
 
 Runs only under `tests/e2e/run_compose_e2e.sh --slurm`, which builds and starts the stack.
 """
@@ -173,12 +174,42 @@ def _running_on(stack: Stack, name: str) -> str | None:
     return node if state == "RUNNING" and node else None
 
 
+def _embed_again(stack: Stack, partition: str) -> None:
+    """Remove the partition's shard, so that its next materialisation embeds again."""
+    shard = stack.run_in("pipeline", "python", "-c", SHARD_PATH, partition).decode().strip()
+    stack.run_in("pipeline", "rm", "-f", shard)
+
+
+def test_terminating_the_run_cancels_its_slurm_job(
+    materialised: Materialisation, jobs: list[Job], stack: Stack, api: DagsterApi
+) -> None:
+    partition = materialised.partition_keys[-1]
+    _embed_again(stack, partition)
+    name = f"{EMBEDDING_JOB}{partition}"
+    backfill = api.launch_backfill(["backbone_embeddings"], [partition])
+    wait_for(f"{name} to run", lambda: _running_on(stack, name), 300, every_s=1)
+    (run_id,) = api.backfill_state(backfill).runs
+    api.terminate_run(run_id)
+    ended = api.wait_for_backfill(backfill, 300)
+    assert set(ended.runs.values()) == {"CANCELED"}
+
+    def cancelled() -> Job | None:
+        last = [job for job in sacct(stack) if job.name == name][-1]
+        return last if last.state == "CANCELLED" else None
+
+    wait_for(f"sacct to record {name} cancelled", cancelled, 60, every_s=2)
+    # the shard comes back for the test below
+    retried = api.wait_for_backfill(
+        api.launch_backfill(["backbone_embeddings"], [partition]), MATERIALISE_TIMEOUT_S
+    )
+    assert set(retried.runs.values()) == {"SUCCESS"}
+
+
 def test_a_node_killed_during_a_partition_fails_it_and_the_retry_runs_on_the_other(
     materialised: Materialisation, jobs: list[Job], stack: Stack, api: DagsterApi
 ) -> None:
     partition = materialised.partition_keys[0]
-    shard = stack.run_in("pipeline", "python", "-c", SHARD_PATH, partition).decode().strip()
-    stack.run_in("pipeline", "rm", "-f", shard)  # so that the partition embeds again
+    _embed_again(stack, partition)
     name = f"{EMBEDDING_JOB}{partition}"
     backfill = api.launch_backfill(["backbone_embeddings"], [partition])
     node = wait_for(f"{name} to run", lambda: _running_on(stack, name), 300, every_s=1)
