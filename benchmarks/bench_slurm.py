@@ -65,8 +65,11 @@ def _materialise(config: Path, mode: str, root: Path) -> tuple[float, dict[str, 
     seconds = time.monotonic() - started
     if completed.returncode != 0:
         raise SystemExit(f"{mode}: materialize failed\n{completed.stdout}\n{completed.stderr}")
+    if "run " not in completed.stdout + completed.stderr:
+        raise SystemExit(f"{mode}: no run summary in materialize's output")
     runs: dict[str, float] = {}
-    for line in completed.stdout.splitlines():
+    # the summary goes to the console's stream, whichever it is
+    for line in (completed.stdout + completed.stderr).splitlines():
         match = RUN_LINE.search(line.strip())
         if match:
             runs[match["label"]] = float(match["seconds"])

@@ -10,11 +10,12 @@ real Dagster run recorded in the instance, visible in `dagster dev`.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -181,6 +182,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _run_partition(label: str, config_path: str, partition_key: str) -> RunRecord:
+    """One partition's run in a process of its own, on the instance of $DAGSTER_HOME."""
+    settings = GeoTripletSettings(config_path=config_path)
+    partitioned = stages(ALL_ASSETS).partitioned
+    return _run(label, partitioned, settings, dg.DagsterInstance.get(), partition_key)
+
+
 def materialize_all(
     config_path: Path | None,
     instance: dg.DagsterInstance,
@@ -208,11 +216,14 @@ def materialize_all(
     compute = settings.config.compute
     if compute.mode == "slurm":
         # the partitions' runs only follow their jobs: submit them together, so that regions
-        # embed in parallel on the cluster's nodes
+        # embed in parallel on the cluster's nodes. Processes, not threads: the SQLite instance
+        # serves several processes (as under `dagster dev`) but not threads of one.
         announce(f"embeddings: {len(wanted)} partitions as SLURM jobs", 1, 3)
-        with ThreadPoolExecutor(max_workers=compute.slurm.parallel_partitions) as pool:
+        context = multiprocessing.get_context("spawn")
+        workers = min(compute.slurm.parallel_partitions, len(wanted))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [
-                pool.submit(_run, labels[key], runs.partitioned, settings, instance, key)
+                pool.submit(_run_partition, labels[key], settings.config_path, key)
                 for key in wanted
             ]
             records.extend(future.result() for future in futures)

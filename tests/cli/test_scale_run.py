@@ -20,7 +20,9 @@ from geotriplet_assets.cli.main import main
 from geotriplet_assets.paths import ArtefactLayout
 from geotriplet_assets.synth.scale_city import generate_scale_city
 from geotriplet_assets.training.split_data import load_training_data
+from tests.factories.browser import skip_without_browser
 from tests.factories.cli_home import isolated_cli
+from tests.factories.dagster_ui import dagster_webserver, run_page_text
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +30,7 @@ IMAGES = 20_000
 MODEL = "tf_efficientnet_lite0"
 MAX_EVENTS = IMAGES // 20  # per-image events would be at least IMAGES
 MAX_METADATA_BYTES = 256 * 1024
+ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artefacts"
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,17 @@ def test_dagster_records_no_event_per_image(scale_run: tuple[ArtefactLayout, Pat
         if materialization is not None:
             size = len(json.dumps({k: repr(v.value) for k, v in materialization.metadata.items()}))
             assert size < MAX_METADATA_BYTES, (materialization.asset_key, size)
+
+
+def test_the_run_page_of_the_largest_run_opens(scale_run: tuple[ArtefactLayout, Path]) -> None:
+    skip_without_browser()
+    _, home = scale_run
+    instance = dg.DagsterInstance.from_config(str(home))
+    runs = instance.get_runs()
+    largest = max(runs, key=lambda run: len(instance.all_logs(run.run_id)))
+    screenshot = ARTEFACTS / "scale-run-page.png"
+    with dagster_webserver(home) as url:
+        text = run_page_text(url, largest.run_id, screenshot)
+    assert largest.run_id[:8] in text
+    assert "RUN_SUCCESS" in text and "STEP_SUCCESS" in text
+    assert screenshot.stat().st_size > 10_000

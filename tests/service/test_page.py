@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,27 +16,12 @@ from rich.console import Console
 
 from geotriplet_assets.bundle.load import LoadedBundle, load_bundle
 from geotriplet_assets.cli.query import local_service
-from tests.factories.browser import CHROMIUM_ARGS
+from tests.factories.browser import CHROMIUM_ARGS, skip_without_browser
 
 pytestmark = pytest.mark.slow
-REQUIRED_ENV = "GEOTRIPLET_REQUIRE_BROWSER"
 ARTEFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artefacts"
 
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install -e '.[dev]')"
-    if not any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
-        return "no Chromium (Debian: apt-get install chromium)"
-    return None
-
-
-if reason := _browser_missing():
-    if os.environ.get(REQUIRED_ENV):
-        raise RuntimeError(f"{REQUIRED_ENV} is set but {reason}")
-    pytest.skip(reason, allow_module_level=True)
+skip_without_browser(allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
