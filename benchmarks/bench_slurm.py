@@ -139,7 +139,8 @@ def main() -> None:
         print(f"{stage:<32}{local:>10.1f}{slurm:>10.1f}{slurm / local:>12.2f}x")
     print(
         f"\n{len(latencies)} SLURM jobs on {', '.join(sorted(nodes))}: submission to start "
-        f"median {statistics.median(latencies):.0f} s, max {max(latencies):.0f} s "
+        f"min {min(latencies):.0f} s, median {statistics.median(latencies):.0f} s, "
+        f"max {max(latencies):.0f} s "
         "(sacct's one-second resolution)"
     )
 
