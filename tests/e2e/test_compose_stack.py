@@ -20,7 +20,6 @@ from tests.e2e.stack import Stack
 from tests.e2e.whole_graph import (
     Materialisation,
     choose_query,
-    materialise_all,
     similar_to,
     wait_until_ready,
 )
@@ -29,22 +28,6 @@ STACK = Stack.from_environment()
 pytestmark = pytest.mark.skipif(
     STACK is None, reason="needs the compose stack: run tests/e2e/run_compose_e2e.sh"
 )
-
-
-@pytest.fixture(scope="module")
-def stack() -> Stack:
-    assert STACK is not None
-    return STACK
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> DagsterApi:
-    return DagsterApi(stack.dagster_url)
-
-
-@pytest.fixture(scope="module")
-def materialised(stack: Stack, api: DagsterApi) -> Materialisation:
-    return materialise_all(stack, api)
 
 
 def test_materialize_all_succeeds_on_a_fresh_instance(

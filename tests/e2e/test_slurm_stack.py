@@ -24,7 +24,6 @@ from tests.e2e.whole_graph import (
     MATERIALISE_TIMEOUT_S,
     Materialisation,
     choose_query,
-    materialise_all,
     similar_to,
     wait_until_ready,
 )
@@ -93,22 +92,6 @@ def sacct(stack: Stack) -> list[Job]:
             )
         )
     return jobs
-
-
-@pytest.fixture(scope="module")
-def stack() -> Stack:
-    assert STACK is not None
-    return STACK
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> DagsterApi:
-    return DagsterApi(stack.dagster_url)
-
-
-@pytest.fixture(scope="module")
-def materialised(stack: Stack, api: DagsterApi) -> Materialisation:
-    return materialise_all(stack, api)
 
 
 @pytest.fixture(scope="module")
