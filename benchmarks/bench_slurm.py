@@ -9,7 +9,8 @@ works and the demo city is on the data volume:
     docker compose --profile slurm up -d
     docker compose exec -T pipeline python - [--rounds 1] < benchmarks/bench_slurm.py
 
-Each round materialises the embedded demo config (`geotriplet materialize`) into a fresh data
+Each round materialises the demo config's settings over the city on the volume
+(`input_dir: /data/demo_city`, `geotriplet materialize`) into a fresh data
 root under /data/bench-slurm, once with compute.mode local and once with slurm (the embeddings
 of the eight DatasetIDs as parallel jobs on the two nodes, the head as a job); the backbone's
 ONNX export is made once beforehand so that neither pays it. It prints each stage's seconds,

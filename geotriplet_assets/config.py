@@ -218,11 +218,16 @@ class SlurmResources(_Section):
             )
         return value
 
+    @field_validator("partition", "mem", "gres")
+    @classmethod
+    def _one_word(cls, value: str | None) -> str | None:
+        return _sbatch_word(value)
+
     @field_validator("extra_args")
     @classmethod
     def _options_only(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not value.startswith("--") or "\n" in value:
+            if not value.startswith("--") or _BLANK.search(value):
                 raise ValueError(
                     f"extra_args holds sbatch long options (--name=value), got {value!r}"
                 )
@@ -230,6 +235,15 @@ class SlurmResources(_Section):
 
 
 _SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}")
+_BLANK = re.compile(r"[\s\x00-\x1f]")
+
+
+def _sbatch_word(value: str | None) -> str | None:
+    """A value written into an #SBATCH line of the job script: one word, so that it can neither
+    split the option nor start a line of shell."""
+    if value is not None and (not value or _BLANK.search(value)):
+        raise ValueError(f"must be one word without spaces or control characters, got {value!r}")
+    return value
 
 
 class TrialWorkers(SlurmResources):
@@ -239,7 +253,6 @@ class TrialWorkers(SlurmResources):
 class SlurmConfig(_Section):
     """How steps run as SLURM jobs: the job's environment, where its files go, what each asks."""
 
-    setup: list[str] = []
     python: str = "python"
     job_dir: str = "slurm"
     poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
@@ -249,6 +262,11 @@ class SlurmConfig(_Section):
     backbone_embeddings: SlurmResources = SlurmResources()
     hyperparameter_search: TrialWorkers = TrialWorkers()
     projection_head: SlurmResources = SlurmResources()
+
+    @field_validator("account", "qos", "job_dir")
+    @classmethod
+    def _one_word(cls, value: str | None) -> str | None:
+        return _sbatch_word(value)
 
 
 class ComputeConfig(_Section):

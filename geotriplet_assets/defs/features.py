@@ -260,7 +260,7 @@ def _sweep_temporaries(log: StepLog, path: Path) -> None:
 def backbone_embeddings(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config = settings.config
     if config.compute.mode == "slurm":
-        return run_step_on_slurm(context, config, "backbone_embeddings")
+        return run_step_on_slurm(context, config, settings.config_path, "backbone_embeddings")
     return dg.MaterializeResult(
         metadata=embed_partition(config, settings.layout, context.partition_key, context.log)
     )

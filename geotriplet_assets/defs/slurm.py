@@ -33,6 +33,7 @@ from geotriplet_assets.config import (
     CACHE_DIR_ENV_VAR,
     CONFIG_ENV_VAR,
     DATA_ROOT_ENV_VAR,
+    OPTUNA_STORAGE_ENV_VAR,
     GeoTripletConfig,
     SlurmResources,
 )
@@ -41,9 +42,22 @@ from geotriplet_assets.defs.metadata import deserialized_metadata
 JOB_MODULE = "geotriplet_assets.defs.slurm_job"
 COMMAND_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 25
-ACTIVE_STATES = frozenset(
-    {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
+# a job in any other state (PENDING, RUNNING, COMPLETING, SUSPENDED, STOPPED, ...) is not over
+FINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "PREEMPTED",
+        "SPECIAL_EXIT",
+    }
 )
+POLL_RETRIES = 5
 WHY = {
     "NODE_FAIL": "its node failed while it ran (lost, or its slurmd stopped answering)",
     "TIMEOUT": "it ran past its time limit",
@@ -55,11 +69,9 @@ WHY = {
     "PREEMPTED": "it was preempted",
 }
 SETTING_BEHIND = {"TIMEOUT": "time", "OUT_OF_MEMORY": "mem"}
-# Where the job finds its config and data, written into the script so that it holds wherever
-# the site's sbatch exports less than the submitting environment (its default is all of it).
-# $GEOTRIPLET_OPTUNA_STORAGE may carry a password: it travels in that environment only, never
-# into a script on the shared filesystem.
-FORWARDED_ENV = (CONFIG_ENV_VAR, DATA_ROOT_ENV_VAR, CACHE_DIR_ENV_VAR)
+# $GEOTRIPLET_OPTUNA_STORAGE may carry a password: it travels in sbatch's exported environment
+# only, never into a script on the shared filesystem; the script says that it must arrive.
+STORAGE_REQUIRED_ENV_VAR = "GEOTRIPLET_OPTUNA_STORAGE_REQUIRED"
 
 
 class SlurmError(RuntimeError):
@@ -75,6 +87,8 @@ class JobSpec:
     arguments: tuple[str, ...]
     resources: SlurmResources
     folder: Path
+    # the compute.slurm section its resources come from
+    config_key: str
 
 
 @dataclass
@@ -93,7 +107,7 @@ class JobState:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_STATES
+        return self.state not in FINAL_STATES
 
     def seconds(self, since: datetime | None, until: datetime | None) -> float | None:
         return (until - since).total_seconds() if since and until else None
@@ -157,13 +171,19 @@ def _command(name: str) -> str:
 
 
 def _run(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_command(arguments[0]), *arguments[1:]],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [_command(arguments[0]), *arguments[1:]],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise SlurmError(
+            f"{arguments[0]} did not answer within {COMMAND_TIMEOUT_S:.0f} s: is slurmctld "
+            "reachable from here (scontrol ping)?"
+        ) from error
 
 
 def job_state(job_id: str) -> JobState:
@@ -193,6 +213,7 @@ def batch_script(
     resources = spec.resources
     options = [
         f"--job-name={spec.name}",
+        f"--chdir={spec.folder}",
         f"--output={spec.folder / 'slurm-%j.log'}",
         f"--time={resources.time}",
         f"--cpus-per-task={resources.cpus_per_task}",
@@ -233,7 +254,9 @@ def failure_description(spec: JobSpec, state: JobState, log: Path) -> str:
     why = WHY.get(state.state, "it did not complete")
     setting = SETTING_BEHIND.get(state.state)
     if setting is not None:
-        why += f" (compute.slurm.{spec.step}.{setting} is {getattr(spec.resources, setting)})"
+        why += (
+            f" (compute.slurm.{spec.config_key}.{setting} is {getattr(spec.resources, setting)})"
+        )
     where = f" on {state.nodes}" if state.nodes else ""
     details = ", ".join(
         part
@@ -261,13 +284,27 @@ class _Launched:
     state: JobState | None = None
 
 
-def _job_environment(session: dg.PipesSession) -> dict[str, str]:
-    forwarded = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-    return {**forwarded, **session.get_bootstrap_env_vars()}
+def job_environment(config_path: str, config: GeoTripletConfig) -> dict[str, str]:
+    """What the job must see as the Dagster step does, resolved here and written into the
+    script: the config file, the data root and the backbone cache as absolute paths (a
+    relative data root would otherwise resolve against the job's working directory)."""
+    environment = {
+        DATA_ROOT_ENV_VAR: str(config.data_root),
+        CACHE_DIR_ENV_VAR: str(config.backbone_cache_dir),
+    }
+    chosen = config_path or os.environ.get(CONFIG_ENV_VAR)
+    if chosen:
+        environment[CONFIG_ENV_VAR] = str(Path(chosen).expanduser().resolve())
+    if os.environ.get(OPTUNA_STORAGE_ENV_VAR):
+        environment[STORAGE_REQUIRED_ENV_VAR] = "1"
+    return environment
 
 
 def run_jobs(
-    context: dg.AssetExecutionContext, config: GeoTripletConfig, specs: list[JobSpec]
+    context: dg.AssetExecutionContext,
+    config: GeoTripletConfig,
+    config_path: str,
+    specs: list[JobSpec],
 ) -> list[_Launched]:
     """Submit SPECS together, wait for all of them, and return them finished; a job that did not
     complete fails the step with every failed job's description. Cancelling the run (or any
@@ -290,10 +327,12 @@ def run_jobs(
                     )
                 )
                 script = spec.folder / "job.sh"
+                environment = {
+                    **job_environment(config_path, config),
+                    **session.get_bootstrap_env_vars(),
+                }
                 script.write_text(
-                    batch_script(
-                        spec, slurm.python, slurm.account, slurm.qos, _job_environment(session)
-                    )
+                    batch_script(spec, slurm.python, slurm.account, slurm.qos, environment)
                 )
                 job_id = submit(script)
                 context.log.info(f"submitted {spec.name} as SLURM job {job_id} ({script})")
@@ -323,9 +362,20 @@ def run_jobs(
 def _wait(context: dg.AssetExecutionContext, launched: list[_Launched], every_s: float) -> None:
     pending = {job.job_id: job for job in launched}
     reported: dict[str, str] = {}
+    failures = 0
     while pending:
         for job_id, job in list(pending.items()):
-            state = job_state(job_id)
+            try:
+                state = job_state(job_id)
+            except SlurmError as error:
+                # a busy controller times out now and then: the jobs are left alone until it
+                # has failed to answer POLL_RETRIES times in a row
+                failures += 1
+                if failures >= POLL_RETRIES:
+                    raise
+                context.log.warning(f"polling SLURM job {job_id} failed ({error}); retrying")
+                break
+            failures = 0
             if reported.get(job_id) != state.state:
                 where = f" on {state.nodes}" if state.nodes and state.state == "RUNNING" else ""
                 context.log.info(f"SLURM job {job_id} ({job.spec.name}): {state.state}{where}")
@@ -356,7 +406,7 @@ def _folder(config: GeoTripletConfig, context: dg.AssetExecutionContext, name: s
 
 
 def run_step_on_slurm(
-    context: dg.AssetExecutionContext, config: GeoTripletConfig, step: str
+    context: dg.AssetExecutionContext, config: GeoTripletConfig, config_path: str, step: str
 ) -> dg.MaterializeResult:
     """STEP's work as one SLURM job; its materialisation as the job reported it, with where
     and how long the job ran."""
@@ -368,8 +418,9 @@ def run_step_on_slurm(
         arguments=(),
         resources=getattr(config.compute.slurm, step),
         folder=_folder(config, context, name),
+        config_key=step,
     )
-    (job,) = run_jobs(context, config, [spec])
+    (job,) = run_jobs(context, config, config_path, [spec])
     messages = job.session.get_custom_messages()
     if not messages:
         raise dg.Failure(
@@ -392,11 +443,21 @@ def trials_per_worker(n_trials: int, workers: int) -> list[int]:
 
 
 def run_trials_on_slurm(
-    context: dg.AssetExecutionContext, config: GeoTripletConfig, n_trials: int
+    context: dg.AssetExecutionContext,
+    config: GeoTripletConfig,
+    config_path: str,
+    n_trials: int,
+    storage: str,
 ) -> dict[str, object]:
-    """N_TRIALS trials of the study as parallel SLURM jobs sharing its storage; the jobs'
+    """N_TRIALS trials of the study as parallel SLURM jobs sharing its STORAGE; the jobs'
     figures for the step's metadata."""
     resources = config.compute.slurm.hyperparameter_search
+    if storage.startswith("sqlite") and min(resources.workers, n_trials) > 1:
+        raise dg.Failure(
+            f"{resources.workers} parallel trial workers cannot share the SQLite study "
+            f"{storage}: set optuna.storage (or GEOTRIPLET_OPTUNA_STORAGE) to a server database "
+            "such as Postgres, or compute.slurm.hyperparameter_search.workers to 1"
+        )
     specs = [
         JobSpec(
             step="trials",
@@ -404,10 +465,11 @@ def run_trials_on_slurm(
             arguments=("--trials", str(count), "--worker", str(worker)),
             resources=resources,
             folder=_folder(config, context, f"geotriplet-trials-{worker}"),
+            config_key="hyperparameter_search",
         )
         for worker, count in enumerate(trials_per_worker(n_trials, resources.workers))
     ]
-    jobs = run_jobs(context, config, specs)
+    jobs = run_jobs(context, config, config_path, specs)
     return {
         "slurm_workers": len(jobs),
         "slurm_jobs": dg.MetadataValue.json([job_figures(job) for job in jobs]),

@@ -11,13 +11,15 @@ function the local step runs; its metadata goes back as one Pipes custom message
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from dagster_pipes import open_dagster_pipes
 
-from geotriplet_assets.config import load_config
+from geotriplet_assets.config import OPTUNA_STORAGE_ENV_VAR, load_config
 from geotriplet_assets.defs.features import embed_partition
 from geotriplet_assets.defs.metadata import serialized_metadata
+from geotriplet_assets.defs.slurm import STORAGE_REQUIRED_ENV_VAR
 from geotriplet_assets.defs.training import run_trials, train_head
 from geotriplet_assets.paths import ArtefactLayout
 
@@ -43,6 +45,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif arguments.step == "projection_head":
             metadata = train_head(config, layout, pipes.log)
         else:
+            if os.environ.get(STORAGE_REQUIRED_ENV_VAR) and not os.environ.get(
+                OPTUNA_STORAGE_ENV_VAR
+            ):
+                raise RuntimeError(
+                    f"${OPTUNA_STORAGE_ENV_VAR} was set where Dagster submitted this job but did "
+                    "not reach it (sbatch exported less than the environment: set "
+                    "SBATCH_EXPORT=ALL there); without it this worker would use another study"
+                )
             pipes.log.info(f"trial worker {arguments.worker}: {arguments.trials} trials")
             run_trials(config, layout, arguments.trials, worker=arguments.worker)
         pipes.report_custom_message(serialized_metadata(metadata))

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import re
 
 import dagster as dg
 import pandas as pd
@@ -25,6 +24,7 @@ from geotriplet_assets.training.optuna_search import (
     open_study,
     optimize,
     params_with,
+    redacted_url,
     study_result,
 )
 from geotriplet_assets.training.params import HeadParams
@@ -73,7 +73,9 @@ def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTriple
     study = open_study(storage, config.optuna.study_name, config.train.seed)
     jobs: dict[str, object] = {}
     if config.compute.mode == "slurm":
-        jobs = run_trials_on_slurm(context, config, config.optuna.n_trials)
+        jobs = run_trials_on_slurm(
+            context, config, settings.config_path, config.optuna.n_trials, storage
+        )
     else:
         run_trials(config, layout, config.optuna.n_trials)
     result = study_result(study, storage)
@@ -95,7 +97,7 @@ def hyperparameter_search(context: dg.AssetExecutionContext, settings: GeoTriple
         metadata={
             "enabled": True,
             "path": dg.MetadataValue.path(str(path)),
-            "storage": _without_password(result.storage),
+            "storage": redacted_url(result.storage),
             "study_name": result.study_name,
             "trials": len(result.trials),
             "completed_trials": int(states.get("COMPLETE", 0)),
@@ -127,11 +129,6 @@ def run_trials(
     )
 
 
-def _without_password(url: str) -> str:
-    """A storage URL fit for the run's metadata: any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
 def head_params(config: GeoTripletConfig, layout: ArtefactLayout) -> tuple[HeadParams, str]:
     """The config's parameters, or the study's best ones when the search is enabled and ran."""
     params = params_from_config(config)
@@ -156,7 +153,7 @@ def head_params(config: GeoTripletConfig, layout: ArtefactLayout) -> tuple[HeadP
 def projection_head(context: dg.AssetExecutionContext, settings: GeoTripletSettings):
     config = settings.config
     if config.compute.mode == "slurm":
-        return run_step_on_slurm(context, config, "projection_head")
+        return run_step_on_slurm(context, config, settings.config_path, "projection_head")
     return dg.MaterializeResult(metadata=train_head(config, settings.layout, context.log))
 
 

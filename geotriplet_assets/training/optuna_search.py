@@ -9,6 +9,7 @@ rewards saturate at 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,12 @@ def _trial_settings(settings: TrainingSettings, study_name: str, number: int) ->
     return replace(settings, tracking=tracking)
 
 
+def redacted_url(url: str) -> str:
+    """A storage URL fit for logs and metadata: whatever stands between the user's name and
+    the host's last "@" (the password, even one with an unescaped "@") becomes ***."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+
+
 def open_study(storage: str, study_name: str, seed: int) -> optuna.Study:
     """The persistent study STUDY_NAME in STORAGE, created on first use. Workers that share a
     server storage (parallel SLURM jobs) each open it; the median pruner compares a trial with
@@ -140,7 +147,7 @@ def study_result(study: optuna.Study, storage: str) -> StudyResult:
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
         raise optuna.exceptions.OptunaError(
-            f"study {study.study_name!r} in {storage} has no completed trial yet"
+            f"study {study.study_name!r} in {redacted_url(storage)} has no completed trial yet"
         )
     return StudyResult(
         best_params=dict(study.best_params),

@@ -11,14 +11,16 @@ import pytest
 
 from geotriplet_assets.config import SlurmResources, parse_config
 from geotriplet_assets.defs.slurm import (
+    STORAGE_REQUIRED_ENV_VAR,
     JobSpec,
     batch_script,
     failure_description,
+    job_environment,
     parse_sacct_job,
     parse_scontrol_job,
     trials_per_worker,
 )
-from geotriplet_assets.defs.training import _without_password
+from geotriplet_assets.training.optuna_search import redacted_url
 
 # `scontrol show job -o 1` and `sacct -X -n -P -o ...` on the compose cluster, after the job
 SCONTROL_LINE = (
@@ -41,13 +43,14 @@ SACCT_LINE = (
 )
 
 
-def _spec(tmp_path: Path, **resources: object) -> JobSpec:
+def _spec(tmp_path: Path, step: str = "backbone_embeddings", **resources: object) -> JobSpec:
     return JobSpec(
-        step="backbone_embeddings",
+        step=step,
         name="geotriplet-backbone_embeddings-0005",
         arguments=(),
         resources=SlurmResources(**resources),
         folder=tmp_path,
+        config_key="hyperparameter_search" if step == "trials" else step,
     )
 
 
@@ -69,6 +72,7 @@ def test_the_batch_script_asks_for_the_configured_resources_and_runs_the_job_mod
     options = [line.removeprefix("#SBATCH ") for line in script.splitlines() if "#SBATCH" in line]
     assert options == [
         "--job-name=geotriplet-backbone_embeddings-0005",
+        f"--chdir={tmp_path}",
         f"--output={tmp_path}/slurm-%j.log",
         "--time=02:00:00",
         "--cpus-per-task=8",
@@ -149,12 +153,48 @@ def test_trials_are_shared_evenly_among_at_most_the_configured_workers() -> None
     assert trials_per_worker(8, 3) == [3, 3, 2]
 
 
-def test_the_study_storage_in_metadata_hides_its_password() -> None:
-    url = "postgresql://geotriplet:s3cr:et@postgres:5432/optuna"
-    assert _without_password(url) == "postgresql://geotriplet:***@postgres:5432/optuna"
-    assert _without_password("sqlite:////data/optuna/studies.db") == (
+def test_the_study_storage_in_metadata_and_errors_hides_its_password() -> None:
+    url = "postgresql+psycopg2://geotriplet:s3cr:et@postgres:5432/optuna"
+    assert redacted_url(url) == "postgresql+psycopg2://geotriplet:***@postgres:5432/optuna"
+    # an unescaped "@" in the password makes the URL unparsable: still nothing of it shows
+    assert redacted_url("postgresql://g:p@ss@h:5432/db") == "postgresql://g:***@h:5432/db"
+    assert redacted_url("sqlite:////data/optuna/studies.db") == (
         "sqlite:////data/optuna/studies.db"
     )
+
+
+def test_a_state_slurm_adds_is_not_taken_for_the_end_of_the_job() -> None:
+    for state in ("PENDING", "RUNNING", "STOPPED", "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD"):
+        line = SCONTROL_LINE.replace("JobState=COMPLETED", f"JobState={state}")
+        assert parse_scontrol_job(line).active, state
+    for state in ("COMPLETED", "FAILED", "NODE_FAIL", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED"):
+        line = SCONTROL_LINE.replace("JobState=COMPLETED", f"JobState={state}")
+        assert not parse_scontrol_job(line).active, state
+
+
+def test_a_trial_job_past_its_time_names_the_searchs_setting(tmp_path: Path) -> None:
+    ended = parse_scontrol_job(SCONTROL_LINE.replace("JobState=COMPLETED", "JobState=TIMEOUT"))
+    text = failure_description(_spec(tmp_path, "trials", time="00:20:00"), ended, tmp_path / "x")
+    assert "(compute.slurm.hyperparameter_search.time is 00:20:00)" in text
+    assert "is empty or missing" in text
+
+
+def test_the_job_sees_the_steps_config_and_data_root_as_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GEOTRIPLET_DATA_ROOT", raising=False)
+    monkeypatch.delenv("GEOTRIPLET_CONFIG", raising=False)
+    monkeypatch.setenv("GEOTRIPLET_OPTUNA_STORAGE", "postgresql://g:secret@h/db")
+    (tmp_path / "my.yaml").write_text("data: {root: relative/data}\n")
+    config = parse_config((tmp_path / "my.yaml").read_text())
+    environment = job_environment("my.yaml", config)
+    assert environment["GEOTRIPLET_CONFIG"] == str(tmp_path / "my.yaml")
+    assert environment["GEOTRIPLET_DATA_ROOT"] == str(tmp_path / "relative" / "data")
+    assert Path(environment["GEOTRIPLET_CACHE_DIR"]).is_absolute()
+    # the storage URL's password stays out of the script; only that it must arrive is written
+    assert environment[STORAGE_REQUIRED_ENV_VAR] == "1"
+    assert "secret" not in "".join(environment.values())
 
 
 def test_compute_mode_is_local_unless_the_config_or_the_environment_says_slurm(
@@ -176,8 +216,12 @@ def test_compute_mode_is_local_unless_the_config_or_the_environment_says_slurm(
         ("{time: 'two hours'}", "time must be SLURM's"),
         ("{extra_args: ['-p gpu']}", "extra_args holds sbatch long options"),
         ("{cpus_per_task: 0}", "cpus_per_task"),
+        ("{gres: 'gpu:1\\nrm -rf /'}", "one word without spaces"),
+        ("{partition: 'gpu a100'}", "one word without spaces"),
     ],
 )
 def test_bad_slurm_resources_are_named(section: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_config(f"compute: {{slurm: {{backbone_embeddings: {section}}}}}")
+    with pytest.raises(ValueError, match=r"compute\.slurm\.account.*one word"):
+        parse_config("compute: {slurm: {account: 'lab\\nsleep 1'}}")

@@ -16,7 +16,7 @@
 # answer, a compute node killed during an embedding partition and that partition retried.
 # Artefacts go to build/e2e-slurm/; the stack is taken down and checked gone. With
 # `--slurm --bench` it runs benchmarks/bench_slurm.py in the stack instead of the tests
-# (the embedded demo config, compute.mode chosen per run; `make bench-slurm`).
+# (the demo settings over the city on the volume, both compute modes; `make bench-slurm`).
 #
 # Environment: PYTHON_IMAGE, POSTGRES_IMAGE, TORCH_INDEX_URL, TORCH_REQUIREMENTS as in
 # compose.yaml; E2E_DAGSTER_PORT (13000) and E2E_SERVICE_PORT (18000) on the host.
