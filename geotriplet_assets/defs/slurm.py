@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -103,7 +103,6 @@ class JobState:
     submitted: datetime | None = None
     started: datetime | None = None
     ended: datetime | None = None
-    fields: dict[str, str] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -132,7 +131,6 @@ def parse_scontrol_job(text: str) -> JobState:
         submitted=_time(fields.get("SubmitTime", "")),
         started=_time(fields.get("StartTime", "")),
         ended=_time(fields.get("EndTime", "")),
-        fields=fields,
     )
 
 
@@ -310,6 +308,7 @@ def run_jobs(
     complete fails the step with every failed job's description. Cancelling the run (or any
     error here) cancels the jobs still queued or running."""
     slurm = config.compute.slurm
+    shared_environment = job_environment(config_path, config)
     launched: list[_Launched] = []
     with contextlib.ExitStack() as sessions:
         try:
@@ -327,10 +326,7 @@ def run_jobs(
                     )
                 )
                 script = spec.folder / "job.sh"
-                environment = {
-                    **job_environment(config_path, config),
-                    **session.get_bootstrap_env_vars(),
-                }
+                environment = {**shared_environment, **session.get_bootstrap_env_vars()}
                 script.write_text(
                     batch_script(spec, slurm.python, slurm.account, slurm.qos, environment)
                 )

@@ -3,24 +3,18 @@ way here, on the test bundle, it answers /ready and a real POST /similar."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
 import httpx
 
 from geotriplet_assets.cli.serve import service_command
+from tests.factories.ports import free_port
 from tests.factories.service_app import ServiceData
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_service_command_serves_the_bundles_it_is_given(service_data: ServiceData) -> None:
-    port = _free_port()
+    port = free_port()
     command = [
         *service_command(service_data.bundles_dir, "127.0.0.1", port),
         "--log-level",

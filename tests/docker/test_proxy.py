@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.factories.ports import free_port
 from tests.factories.service_app import ServiceData
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "proxy" / "proxy-entrypoint.sh"
@@ -28,12 +29,6 @@ if shutil.which("nginx") is None:
     if os.environ.get("GEOTRIPLET_REQUIRE_NGINX"):
         raise RuntimeError("nginx is required (Debian's nginx-light): .ci/run installs it")
     pytest.skip("Debian's nginx is not installed", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen) -> None:
@@ -57,7 +52,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(service_data: ServiceData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    service_port, proxy_port = _free_port(), _free_port()
+    service_port, proxy_port = free_port(), free_port()
     service = subprocess.Popen(
         [sys.executable, "-m", "service", "--bundles-dir", str(service_data.bundles_dir),
          "--port", str(service_port), "--log-level", "warning"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,21 +13,16 @@ from pathlib import Path
 import httpx
 
 from tests.factories.browser import CHROMIUM_ARGS, chromium_path
+from tests.factories.ports import free_port
 
 STARTUP_TIMEOUT_S = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
 def dagster_webserver(dagster_home: Path) -> Iterator[str]:
     """dagster-webserver on the instance in DAGSTER_HOME with the GeoTriplet code location;
     its URL once it answers."""
-    port = _free_port()
+    port = free_port()
     webserver = Path(sys.executable).with_name("dagster-webserver")
     command = [str(webserver), "-h", "127.0.0.1", "-p", str(port)]
     process = subprocess.Popen(
